@@ -1,0 +1,190 @@
+"""AutoencoderTransformer: a dense autoencoder as a drop-in for PCA."""
+
+from torch import nn
+
+from ._base import BaseAutoencoder, check_unit_interval
+from ._compat import StrOptions
+from ._models import AutoencoderModel
+from ._networks import InputScaler, OutputLayer, dense_stack, mirrored_sizes
+
+
+class AutoencoderTransformer(BaseAutoencoder):
+    """Dimensionality reduction with a dense autoencoder trained in PyTorch.
+
+    An encoder of fully connected layers maps each sample to a linear code of
+    ``n_components`` values; a mirrored decoder maps the code back. Training
+    minimises the reconstruction error, so ``transform`` gives a nonlinear
+    analogue of PCA's scores and ``inverse_transform`` of its reconstruction.
+
+    Inputs are centred and divided by one common scale (the root mean feature
+    variance) inside the network, so raw data in any units trains well. That
+    is a change of units, not a reweighting: with ``loss="mse"`` the model
+    minimises the squared reconstruction error in the units of ``X``, exactly
+    as PCA does. Put a ``StandardScaler`` in front to weight features equally.
+
+    Parameters
+    ----------
+    n_components : int, default=2
+        Size of the code (the bottleneck).
+    hidden_layer_sizes : int or tuple of int, default=(512, 256)
+        Widths of the encoder's hidden layers, from the input inwards; the
+        decoder mirrors them. ``()`` gives a linear autoencoder (no hidden layer).
+    activation : {"relu", "tanh", "sigmoid", "gelu", "elu", "leaky_relu", \
+"selu", "silu"}, default="relu"
+        Activation of the hidden layers.
+    output_activation : {"linear", "sigmoid", "tanh"}, default="linear"
+        Activation of the decoder's output. Use ``"sigmoid"`` for data in
+        [0, 1] (required with ``loss="bce"``), ``"tanh"`` for data in [-1, 1].
+    loss : {"mse", "bce"}, default="mse"
+        Reconstruction loss: mean squared error, or binary cross-entropy for
+        data in [0, 1] (a ValueError otherwise).
+    optimizer : {"adam", "adamw", "sgd", "rmsprop"}, default="adam"
+        Adam and AdamW use PyTorch's fused kernels on CPU and CUDA; SGD uses
+        Nesterov momentum 0.9.
+    learning_rate : float, default=1e-3
+        Step size of the optimiser.
+    weight_decay : float, default=0.0
+        L2 penalty (decoupled for ``"adamw"``).
+    batch_size : int, default=256
+        Samples per optimiser step.
+    max_epochs : int, default=100
+        Maximum number of passes over the training data per ``fit``.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the data, stop when its loss has
+        not improved for ``n_iter_no_change`` epochs, and restore the weights
+        of the best epoch. Without it, training stops when the training loss
+        stops improving.
+    validation_fraction : float, default=0.1
+        Share of the training data held out with ``early_stopping``.
+    n_iter_no_change : int, default=10
+        Epochs without improvement that end training.
+    tol : float, default=1e-4
+        Relative improvement of the loss that counts as one: an epoch improves
+        when its loss is below ``best * (1 - tol)``.
+    device : str, default="auto"
+        ``"auto"`` (CUDA if available, else Apple MPS, else CPU), ``"cpu"``,
+        ``"cuda"``, ``"cuda:N"`` or ``"mps"``. A device that is not available
+        is a ValueError, never a silent fallback.
+    precision : {"float32", "tf32", "bf16"}, default="float32"
+        Arithmetic of training: ``"bf16"`` autocasts to bfloat16; ``"tf32"``
+        lets CUDA matmuls use TensorFloat-32 (no effect on other devices).
+        ``transform`` always computes in float32.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the initial weights, the shuffling, the validation split and
+        any noise, through private generators (global seeds are untouched).
+        An int gives bit-identical results on CPU.
+    verbose : int, default=0
+        Print one line per epoch (loss, validation loss, seconds) when > 0.
+    warm_start : bool, default=False
+        Continue training the fitted network (and optimiser) on ``fit``
+        instead of starting anew.
+
+    Attributes
+    ----------
+    encoder_ : torch.nn.Module
+        Maps a float32 tensor of samples (in the units of ``X``) to codes.
+    decoder_ : torch.nn.Module
+        Maps codes to reconstructions in the units of ``X``.
+    device_ : torch.device
+        Where the network lives (CPU after unpickling).
+    loss_curve_ : list of float
+        Training loss per epoch: the MSE in the units of ``X`` for
+        ``loss="mse"``, the mean binary cross-entropy for ``"bce"``.
+    validation_loss_curve_ : list of float or None
+        Validation loss per epoch with ``early_stopping``, else None.
+    best_loss_ : float
+        Lowest monitored loss of the last ``fit`` (validation loss with
+        ``early_stopping``, else training loss).
+    n_iter_ : int
+        Number of epochs run in total.
+    n_features_in_ : int
+        Number of features seen during ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Feature names, when ``X`` has string column names.
+
+    See Also
+    --------
+    VAETransformer : A variational autoencoder with the same interface.
+    sklearn.decomposition.PCA : The linear method this generalises.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from skae import AutoencoderTransformer
+    >>> X, _ = load_digits(return_X_y=True)
+    >>> ae = AutoencoderTransformer(n_components=2, max_epochs=5, random_state=0)
+    >>> ae.fit_transform(X).shape
+    (1797, 2)
+    """
+
+    _parameter_constraints = {
+        **BaseAutoencoder._parameter_constraints,
+        "loss": [StrOptions({"mse", "bce"})],
+    }
+
+    def __init__(
+        self,
+        n_components=2,
+        *,
+        hidden_layer_sizes=(512, 256),
+        activation="relu",
+        output_activation="linear",
+        loss="mse",
+        optimizer="adam",
+        learning_rate=1e-3,
+        weight_decay=0.0,
+        batch_size=256,
+        max_epochs=100,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        tol=1e-4,
+        device="auto",
+        precision="float32",
+        random_state=None,
+        verbose=0,
+        warm_start=False,
+    ):
+        self.n_components = n_components
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.output_activation = output_activation
+        self.loss = loss
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.device = device
+        self.precision = precision
+        self.random_state = random_state
+        self.verbose = verbose
+        self.warm_start = warm_start
+
+    def _check_params(self):
+        if self.loss == "bce" and self.output_activation != "sigmoid":
+            raise ValueError(
+                "loss='bce' needs output_activation='sigmoid' (reconstructions "
+                f"must be probabilities); got output_activation={self.output_activation!r}."
+            )
+
+    def _check_training_data(self, X):
+        if self.loss == "bce":
+            check_unit_interval(X, "loss='bce'")
+
+    def _build_model(self, n_features, center, scale):
+        encoder_sizes, decoder_sizes = mirrored_sizes(
+            n_features, self._hidden_layer_sizes(), self.n_components
+        )
+        encoder = nn.Sequential(
+            InputScaler(center, scale), dense_stack(encoder_sizes, self.activation)
+        )
+        decoder = nn.Sequential(
+            dense_stack(decoder_sizes, self.activation),
+            OutputLayer(self.output_activation, center, scale),
+        )
+        return AutoencoderModel(encoder, decoder, self.loss)

@@ -1,0 +1,395 @@
+"""The scikit-learn machinery every skae estimator shares.
+
+:class:`BaseAutoencoder` owns validation, fitting (``fit``, ``partial_fit``,
+``warm_start``, early stopping), ``transform``, ``inverse_transform``,
+scoring and persistence. A subclass supplies the model through one hook,
+``_build_model``, and may check its own parameters and data.
+"""
+
+import copy
+import numbers
+import warnings
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+from sklearn.utils import check_array, check_random_state
+from sklearn.utils.sparsefuncs import mean_variance_axis
+from sklearn.utils.validation import check_is_fitted
+
+from ._compat import Interval, StrOptions, _fit_context, validate_data
+from ._data import RowSource, map_rows
+from ._device import resolve_device
+from ._networks import ACTIVATIONS, OUTPUT_ACTIVATIONS, reset_parameters
+from ._training import ConvergenceMonitor, Trainer, make_optimizer, run_epochs
+
+_SEED_LIMIT = np.iinfo(np.int32).max
+
+
+def data_scale(X):
+    """Per-feature means and one common scale, the root mean feature variance.
+
+    The common scale conditions the optimiser without reweighting features:
+    it is a change of units, so the best reconstruction stays the one with
+    the least squared error in the user's units, as with PCA.
+    """
+    if sp.issparse(X):
+        center, variance = mean_variance_axis(X, axis=0)
+    else:
+        center, variance = X.mean(axis=0, dtype=np.float64), X.var(axis=0, dtype=np.float64)
+    scale = float(np.sqrt(np.mean(variance)))
+    if not np.isfinite(scale) or scale <= 0:
+        scale = 1.0
+    return np.asarray(center, dtype=np.float64), scale
+
+
+def check_unit_interval(X, what):
+    """Raise a ValueError unless every value of ``X`` lies in [0, 1]."""
+    values = X.data if sp.issparse(X) else X
+    if values.size and (values.min() < 0 or values.max() > 1):
+        raise ValueError(
+            f"{what} needs data in [0, 1]; got values from {values.min():.4g} "
+            f"to {values.max():.4g}. Scale the data (e.g. MinMaxScaler) first."
+        )
+
+
+def _to_cpu(tree):
+    if isinstance(tree, torch.Tensor):
+        return tree.detach().cpu()
+    if isinstance(tree, dict):
+        return {key: _to_cpu(value) for key, value in tree.items()}
+    if isinstance(tree, list):
+        return [_to_cpu(value) for value in tree]
+    return tree
+
+
+class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Shared machinery of the autoencoder estimators; not for direct use."""
+
+    _parameter_constraints = {
+        "n_components": [Interval(numbers.Integral, 1, None, closed="left")],
+        "hidden_layer_sizes": ["array-like", Interval(numbers.Integral, 1, None, closed="left")],
+        "activation": [StrOptions(set(ACTIVATIONS))],
+        "output_activation": [StrOptions(set(OUTPUT_ACTIVATIONS))],
+        "optimizer": [StrOptions({"adam", "adamw", "sgd", "rmsprop"})],
+        "learning_rate": [Interval(numbers.Real, 0, None, closed="neither")],
+        "weight_decay": [Interval(numbers.Real, 0, None, closed="left")],
+        "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
+        "max_epochs": [Interval(numbers.Integral, 1, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left")],
+        "tol": [Interval(numbers.Real, 0, None, closed="left")],
+        "device": [str],
+        "precision": [StrOptions({"float32", "tf32", "bf16"})],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+    }
+
+    # ------------------------------------------------------------------ hooks
+
+    def _build_model(self, n_features, center, scale):
+        """Return the untrained model (see ``skae._models``) for this data."""
+        raise NotImplementedError
+
+    def _check_params(self):
+        """Check combinations of parameters that constraints cannot express."""
+
+    def _check_training_data(self, X):
+        """Reject training data the model cannot fit (e.g. outside [0, 1])."""
+
+    def _epoch_hook(self, epoch):
+        """Called before each epoch of this call (e.g. for KL warm-up)."""
+
+    # ----------------------------------------------------------- scikit-learn
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
+
+    def _hidden_layer_sizes(self):
+        sizes = self.hidden_layer_sizes
+        sizes = (sizes,) if isinstance(sizes, numbers.Integral) else tuple(sizes)
+        if not all(isinstance(s, numbers.Integral) and s >= 1 for s in sizes):
+            raise ValueError(
+                f"hidden_layer_sizes must be positive integers; got {self.hidden_layer_sizes!r}."
+            )
+        return tuple(int(s) for s in sizes)
+
+    def _validate(self, X, reset):
+        return validate_data(
+            self, X, accept_sparse="csr", dtype=[np.float64, np.float32], reset=reset
+        )
+
+    # ---------------------------------------------------------------- fitting
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Train the autoencoder on ``X``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training data. Sparse data is densified one batch at a time.
+        y : ignored
+
+        Returns
+        -------
+        self : object
+        """
+        return self._fit(X, partial=False)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None):
+        """Train for one pass over ``X``; the first call builds the network.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        y : ignored
+
+        Returns
+        -------
+        self : object
+        """
+        if self.early_stopping:
+            raise ValueError(
+                "partial_fit does not support early_stopping=True: it makes one "
+                "pass over the data it is given and holds none back."
+            )
+        return self._fit(X, partial=True)
+
+    def _fit(self, X, *, partial):
+        """Validate, build or reuse the model, and train it."""
+        self._hidden_layer_sizes()
+        self._check_params()
+        n_epochs = 1 if partial else self.max_epochs
+        continuing = (partial or self.warm_start) and hasattr(self, "encoder_")
+        X = self._validate(X, reset=not continuing)
+        self._check_training_data(X)
+        device = resolve_device(self.device)
+        init_seed, shuffle_seed, noise_seed, split_seed = check_random_state(
+            self.random_state
+        ).randint(_SEED_LIMIT, size=4)
+        if not continuing:
+            self._initialize(X, init_seed)
+        self._place(device)
+
+        train_X, validation_X = X, None
+        if self.early_stopping:
+            train_X, validation_X = self._split(X, split_seed)
+        trainer = Trainer(
+            self._network,
+            self._make_optimizer(device),
+            device,
+            batch_size=self.batch_size,
+            shuffle_generator=torch.Generator().manual_seed(
+                int(shuffle_seed) * 7919 + self.n_iter_
+            ),
+            noise_generator=torch.Generator(device=device).manual_seed(
+                int(noise_seed) * 7919 + self.n_iter_
+            ),
+            precision=self.precision,
+        )
+        history = run_epochs(
+            trainer,
+            RowSource(train_X, device),
+            n_epochs,
+            monitor=ConvergenceMonitor(self.tol, self.n_iter_no_change),
+            validation_source=None if validation_X is None else RowSource(validation_X, device),
+            validation_seed=int(split_seed),
+            on_epoch=self._report_epoch,
+            before_epoch=self._epoch_hook,
+        )
+        self._network.eval()
+        self._record(history, warn=not partial)
+        return self
+
+    def _initialize(self, X, seed):
+        center, scale = data_scale(X)
+        model = self._build_model(X.shape[1], center, scale)
+        reset_parameters(model, torch.Generator().manual_seed(int(seed)))
+        self._network = model
+        self._optimizer = None
+        self._optimizer_state = None
+        self._n_features_out = self.n_components
+        self.encoder_ = model.encoder
+        self.decoder_ = model.decoder
+        self.device_ = torch.device("cpu")
+        self.loss_curve_ = []
+        self.validation_loss_curve_ = [] if self.early_stopping else None
+        self.n_iter_ = 0
+        self.best_loss_ = np.inf
+
+    def _place(self, device):
+        """Move the model (and the optimiser's state) to ``device``."""
+        if device == self.device_:
+            return
+        if self._optimizer is not None:
+            self._optimizer_state = self._optimizer.state_dict()
+            self._optimizer = None
+        self._network.to(device)
+        self.device_ = device
+
+    def _make_optimizer(self, device):
+        if self._optimizer is None or self._optimizer_name != self.optimizer:
+            optimizer = make_optimizer(
+                self.optimizer,
+                self._network.parameters(),
+                self.learning_rate,
+                self.weight_decay,
+                device,
+            )
+            state = self._optimizer_state
+            if state is not None and getattr(self, "_optimizer_name", None) == self.optimizer:
+                optimizer.load_state_dict(state)
+            self._optimizer, self._optimizer_state = optimizer, None
+            self._optimizer_name = self.optimizer
+        for group in self._optimizer.param_groups:
+            group["lr"] = self.learning_rate
+            group["weight_decay"] = self.weight_decay
+        return self._optimizer
+
+    def _split(self, X, seed):
+        n_validation = int(round(self.validation_fraction * X.shape[0]))
+        if n_validation < 1 or n_validation >= X.shape[0]:
+            raise ValueError(
+                f"early_stopping needs a validation split: validation_fraction="
+                f"{self.validation_fraction} of {X.shape[0]} samples leaves "
+                f"{n_validation} for validation. Use more samples or set "
+                "early_stopping=False."
+            )
+        train, validation = train_test_split(
+            np.arange(X.shape[0]), test_size=n_validation, random_state=int(seed)
+        )
+        return X[np.sort(train)], X[np.sort(validation)]
+
+    def _report_epoch(self, epoch, loss, validation_losses, seconds):
+        if not self.verbose:
+            return
+        unit = self._network.loss_unit
+        line = f"Epoch {self.n_iter_ + epoch + 1}: loss {loss * unit:.6g}"
+        if validation_losses:
+            line += f", validation loss {validation_losses[-1] * unit:.6g}"
+        print(f"{line}, {seconds:.2f} s", flush=True)
+
+    def _record(self, history, warn):
+        unit = self._network.loss_unit
+        self.loss_curve_.extend(loss * unit for loss in history["loss"])
+        if history["validation_loss"]:
+            self.validation_loss_curve_ = list(self.validation_loss_curve_ or [])
+            self.validation_loss_curve_.extend(loss * unit for loss in history["validation_loss"])
+        monitored = history["validation_loss"] or history["loss"]
+        self.best_loss_ = min(monitored) * unit
+        self.n_iter_ += len(history["loss"])
+        if warn and not history["converged"]:
+            warnings.warn(
+                f"{type(self).__name__} stopped after max_epochs={self.max_epochs} "
+                "epochs while the loss was still improving; more epochs may give "
+                "a better model.",
+                ConvergenceWarning,
+            )
+
+    # ------------------------------------------------------------- inference
+
+    def _map(self, function, X, n_outputs, dtype=None):
+        """Apply a model method to ``X`` in large blocks, without gradients."""
+        self._network.eval()
+        with torch.inference_mode():
+            return map_rows(function, X, self.device_, n_outputs, dtype or X.dtype)
+
+    def transform(self, X):
+        """Encode ``X`` into its code.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        X_new : ndarray of shape (n_samples, n_components)
+            Float32 for float32 input, else float64.
+        """
+        check_is_fitted(self)
+        X = self._validate(X, reset=False)
+        return self._map(self._network.encode, X, self._n_features_out)
+
+    def inverse_transform(self, X):
+        """Decode codes back to the space (and units) of the training data.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_components)
+            Codes, e.g. the output of :meth:`transform`.
+
+        Returns
+        -------
+        X_original : ndarray of shape (n_samples, n_features_in_)
+        """
+        check_is_fitted(self)
+        X = check_array(X, accept_sparse="csr", dtype=[np.float64, np.float32])
+        if X.shape[1] != self._n_features_out:
+            raise ValueError(
+                f"X has {X.shape[1]} features, but {type(self).__name__}.inverse_transform "
+                f"is expecting {self._n_features_out} features (the code size) as input."
+            )
+        return self._map(self._network.decode, X, self.n_features_in_)
+
+    def score_samples(self, X):
+        """Score each sample; higher is better.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,)
+        """
+        check_is_fitted(self)
+        X = self._validate(X, reset=False)
+        return self._map(self._network.score_samples, X, None, dtype=np.float64)
+
+    def score(self, X, y=None):
+        """Mean of :meth:`score_samples` over ``X``; higher is better.
+
+        This lets ``GridSearchCV`` and ``cross_val_score`` compare settings
+        with no ``scoring`` argument.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        y : ignored
+
+        Returns
+        -------
+        score : float
+        """
+        return float(np.mean(self.score_samples(X)))
+
+    # ----------------------------------------------------------- persistence
+
+    def __getstate__(self):
+        state = dict(super().__getstate__())
+        optimizer = state.get("_optimizer")
+        if optimizer is not None:
+            state["_optimizer"] = None
+            state["_optimizer_state"] = optimizer.state_dict()
+        if state.get("_optimizer_state") is not None:
+            state["_optimizer_state"] = _to_cpu(state["_optimizer_state"])
+        network = state.get("_network")
+        if network is not None and state["device_"].type != "cpu":
+            network = copy.deepcopy(network).cpu()
+            state.update(
+                _network=network,
+                encoder_=network.encoder,
+                decoder_=network.decoder,
+                device_=torch.device("cpu"),
+            )
+        return state

@@ -1,0 +1,46 @@
+"""Resolve the ``device`` parameter into a ``torch.device``."""
+
+import re
+
+import torch
+
+_DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+def resolve_device(spec):
+    """Return the ``torch.device`` that ``spec`` asks for.
+
+    Parameters
+    ----------
+    spec : str
+        ``"auto"`` (CUDA when available, else Apple MPS, else CPU), ``"cpu"``,
+        ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
+
+    Raises
+    ------
+    ValueError
+        When ``spec`` is not one of those, or names a device this machine
+        does not have. A request for a GPU never silently falls back to the CPU.
+    """
+    if not isinstance(spec, str) or not _DEVICE_PATTERN.match(spec):
+        raise ValueError(
+            f"device={spec!r} is not valid: use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'."
+        )
+    if spec == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    device = torch.device(spec)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device={spec!r} was requested but CUDA is not available.")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device={spec!r} was requested but only "
+                f"{torch.cuda.device_count()} CUDA device(s) exist."
+            )
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device={spec!r} was requested but MPS is not available.")
+    return device

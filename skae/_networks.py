@@ -1,0 +1,135 @@
+"""Pure ``torch.nn`` building blocks: layer stacks, input and output scaling.
+
+Nothing here knows about scikit-learn; the estimators assemble these pieces.
+"""
+
+import math
+
+import torch
+from torch import nn
+
+ACTIVATIONS = {
+    "relu": nn.ReLU,
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+    "gelu": nn.GELU,
+    "elu": nn.ELU,
+    "leaky_relu": nn.LeakyReLU,
+    "selu": nn.SELU,
+    "silu": nn.SiLU,
+}
+
+OUTPUT_ACTIVATIONS = ("linear", "sigmoid", "tanh")
+
+
+def dense_stack(sizes, activation, *, activate_last=False, dropout=0.0, batch_norm=False):
+    """Build fully connected layers between consecutive ``sizes``.
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        Widths from the input to the output, e.g. ``(784, 128, 10)``.
+    activation : str
+        A key of :data:`ACTIVATIONS`, applied after every hidden layer.
+    activate_last : bool, default=False
+        Whether the last layer is followed by the activation too.
+    dropout : float, default=0.0
+        Dropout probability after each activated layer.
+    batch_norm : bool, default=False
+        Whether each activated layer is batch-normalised before its activation.
+
+    Returns
+    -------
+    torch.nn.Sequential
+    """
+    layers = []
+    n_layers = len(sizes) - 1
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(n_in, n_out))
+        if i < n_layers - 1 or activate_last:
+            if batch_norm:
+                layers.append(nn.BatchNorm1d(n_out))
+            layers.append(ACTIVATIONS[activation]())
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+    return nn.Sequential(*layers)
+
+
+def reset_parameters(module, generator):
+    """Initialise every linear and convolutional layer from ``generator``.
+
+    This reproduces PyTorch's default initialisation (Kaiming-uniform weights,
+    uniform biases) but draws from the given generator instead of the global
+    one, so that building a network never touches the user's random state.
+    """
+    for layer in module.modules():
+        if isinstance(layer, (nn.Linear, nn.modules.conv._ConvNd)):
+            nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)
+            if layer.bias is not None:
+                fan_in, _ = nn.init._calculate_fan_in_and_fan_out(layer.weight)
+                bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+                nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
+    return module
+
+
+class InputScaler(nn.Module):
+    """Centre each feature and divide all of them by one common scale.
+
+    One scale for every feature is a change of units: it conditions the
+    optimiser without changing which reconstruction is best in the user's
+    units (per-feature scaling would silently reweight the objective).
+    """
+
+    def __init__(self, center, scale):
+        super().__init__()
+        self.register_buffer("center", torch.as_tensor(center, dtype=torch.float32))
+        self.register_buffer("scale", torch.as_tensor(scale, dtype=torch.float32))
+
+    def forward(self, x):
+        return (x - self.center) / self.scale
+
+
+class OutputLayer(nn.Module):
+    """Map the decoder's pre-activations back to the units of the data.
+
+    A ``"linear"`` output lives in the scaled space of :class:`InputScaler`
+    and is mapped back by its inverse; ``"sigmoid"`` and ``"tanh"`` outputs
+    already live in the data's own bounded range.
+    """
+
+    def __init__(self, activation, center, scale):
+        super().__init__()
+        if activation not in OUTPUT_ACTIVATIONS:
+            raise ValueError(f"Unknown output activation {activation!r}.")
+        self.activation = activation
+        self.register_buffer("center", torch.as_tensor(center, dtype=torch.float32))
+        self.register_buffer("scale", torch.as_tensor(scale, dtype=torch.float32))
+
+    def forward(self, logits):
+        if self.activation == "linear":
+            return logits * self.scale + self.center
+        if self.activation == "sigmoid":
+            return torch.sigmoid(logits)
+        return torch.tanh(logits)
+
+    def residual(self, logits, x):
+        """Return ``(reconstruction - x) / scale`` without losing precision.
+
+        For a linear output the difference is taken in the scaled space, so
+        data with a large offset keeps float32 precision.
+        """
+        if self.activation == "linear":
+            return logits - (x - self.center) / self.scale
+        return (self(logits) - x) / self.scale
+
+
+def mirrored_sizes(n_features, hidden_layer_sizes, n_components):
+    """Return the encoder's and decoder's layer widths.
+
+    Examples
+    --------
+    >>> mirrored_sizes(784, (128, 64), 2)
+    ((784, 128, 64, 2), (2, 64, 128, 784))
+    """
+    encoder = (n_features, *hidden_layer_sizes, n_components)
+    return encoder, encoder[::-1]

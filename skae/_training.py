@@ -1,0 +1,235 @@
+"""The training engine shared by every estimator: optimiser, epochs, stopping.
+
+A network plugs in through one method, ``sample_losses(x, generator)``, that
+returns the per-sample objective of a batch; everything else (batching,
+devices, precision, divergence, early stopping, logging) lives here once.
+"""
+
+import contextlib
+import math
+import time
+
+import torch
+
+
+class DivergenceError(FloatingPointError):
+    """Raised when the training loss becomes NaN or infinite."""
+
+
+def make_optimizer(name, parameters, learning_rate, weight_decay, device):
+    """Build the optimiser called ``name`` for ``parameters`` on ``device``.
+
+    Adam and AdamW use PyTorch's fused kernels where they exist (CPU and
+    CUDA): one kernel for all parameters instead of several per tensor.
+    """
+    fused = device.type in ("cpu", "cuda") or None
+    if name == "adam":
+        return torch.optim.Adam(
+            parameters, lr=learning_rate, weight_decay=weight_decay, fused=fused
+        )
+    if name == "adamw":
+        return torch.optim.AdamW(
+            parameters, lr=learning_rate, weight_decay=weight_decay, fused=fused
+        )
+    if name == "sgd":
+        return torch.optim.SGD(
+            parameters,
+            lr=learning_rate,
+            momentum=0.9,
+            nesterov=True,
+            weight_decay=weight_decay,
+        )
+    if name == "rmsprop":
+        return torch.optim.RMSprop(parameters, lr=learning_rate, weight_decay=weight_decay)
+    raise ValueError(f"Unknown optimizer {name!r}.")
+
+
+@contextlib.contextmanager
+def precision_context(precision, device):
+    """Run the enclosed code at the requested matmul precision.
+
+    ``"bf16"`` autocasts to bfloat16; ``"tf32"`` lets CUDA matmuls use
+    TensorFloat-32 and restores the previous setting on exit.
+    """
+    if precision == "bf16":
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16):
+            yield
+    elif precision == "tf32" and device.type == "cuda":
+        previous = torch.backends.cuda.matmul.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = True
+        try:
+            yield
+        finally:
+            torch.backends.cuda.matmul.allow_tf32 = previous
+    else:
+        yield
+
+
+class ConvergenceMonitor:
+    """Count epochs without a relative improvement of at least ``tol``.
+
+    Parameters
+    ----------
+    tol : float
+        An epoch improves when its loss is below ``best * (1 - tol)``
+        (``best + tol * |best|`` for negative losses): a relative tolerance,
+        so that it means the same for data in any units.
+    n_iter_no_change : int
+        How many epochs without improvement stop training.
+    """
+
+    def __init__(self, tol, n_iter_no_change):
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.best = math.inf
+        self.epochs_without_improvement = 0
+
+    def update(self, loss):
+        """Record an epoch's loss; return True when it is the best so far."""
+        if loss < self.best - self.tol * abs(self.best):
+            self.epochs_without_improvement = 0
+        else:
+            self.epochs_without_improvement += 1
+        is_best = loss < self.best
+        if is_best:
+            self.best = loss
+        return is_best
+
+    @property
+    def converged(self):
+        return self.epochs_without_improvement >= self.n_iter_no_change
+
+
+class Trainer:
+    """Run epochs of minibatch training of ``network`` with ``optimizer``.
+
+    Parameters
+    ----------
+    network : torch.nn.Module
+        Has ``sample_losses(x, generator)``, the per-sample objective.
+    optimizer : torch.optim.Optimizer
+    device : torch.device
+    batch_size : int
+    shuffle_generator : torch.Generator
+        A CPU generator for the per-epoch permutations.
+    noise_generator : torch.Generator
+        A generator on ``device`` for the network's own randomness (noise,
+        reparameterisation).
+    precision : {"float32", "tf32", "bf16"}
+    """
+
+    def __init__(
+        self,
+        network,
+        optimizer,
+        device,
+        *,
+        batch_size,
+        shuffle_generator,
+        noise_generator,
+        precision="float32",
+    ):
+        self.network = network
+        self.optimizer = optimizer
+        self.device = device
+        self.batch_size = batch_size
+        self.shuffle_generator = shuffle_generator
+        self.noise_generator = noise_generator
+        self.precision = precision
+
+    def train_epoch(self, source):
+        """One pass over ``source`` in a random order; return the mean loss."""
+        self.network.train()
+        n = len(source)
+        order = torch.randperm(n, generator=self.shuffle_generator)
+        order = order.to(source.index_device())
+        total = torch.zeros((), device=self.device)
+        with precision_context(self.precision, self.device):
+            for start in range(0, n, self.batch_size):
+                batch = source.take(order[start : start + self.batch_size])
+                loss = self.network.sample_losses(batch, self.noise_generator).mean()
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimizer.step()
+                total += loss.detach().float() * batch.shape[0]
+        return self._checked(total.item() / n)
+
+    def evaluate(self, source, seed):
+        """Mean loss over ``source`` with the network in evaluation mode.
+
+        ``seed`` reseeds the noise so that any randomness in the loss is the
+        same at every epoch and validation losses are comparable.
+        """
+        self.network.eval()
+        generator = torch.Generator(device=self.device).manual_seed(seed)
+        total = torch.zeros((), device=self.device)
+        order = torch.arange(len(source), device=source.index_device())
+        step = max(self.batch_size, 4096)
+        with torch.inference_mode(), precision_context(self.precision, self.device):
+            for start in range(0, len(source), step):
+                batch = source.take(order[start : start + step])
+                total += self.network.sample_losses(batch, generator).float().sum()
+        return self._checked(total.item() / len(source))
+
+    @staticmethod
+    def _checked(loss):
+        if not math.isfinite(loss):
+            raise DivergenceError(
+                f"The training loss became {loss}: training diverged. "
+                "Try a lower learning_rate, or scale the data."
+            )
+        return loss
+
+
+def snapshot(network):
+    """A copy of the network's parameters and buffers, on their device."""
+    return {name: value.detach().clone() for name, value in network.state_dict().items()}
+
+
+def run_epochs(
+    trainer,
+    train_source,
+    n_epochs,
+    *,
+    monitor,
+    validation_source=None,
+    validation_seed=0,
+    before_epoch=None,
+    on_epoch=None,
+):
+    """Train for up to ``n_epochs`` epochs.
+
+    Stops early when ``monitor`` has seen no improvement of the monitored loss
+    (the validation loss when ``validation_source`` is given, else the
+    training loss). With a validation source the weights of the best epoch
+    are restored at the end.
+
+    Returns
+    -------
+    history : dict
+        ``"loss"`` and ``"validation_loss"`` lists (one value per epoch run)
+        and ``"converged"``.
+    """
+    history = {"loss": [], "validation_loss": [], "converged": False}
+    best_state = None
+    for epoch in range(n_epochs):
+        started = time.perf_counter()
+        if before_epoch is not None:
+            before_epoch(epoch)
+        loss = trainer.train_epoch(train_source)
+        history["loss"].append(loss)
+        monitored = loss
+        if validation_source is not None:
+            monitored = trainer.evaluate(validation_source, validation_seed)
+            history["validation_loss"].append(monitored)
+        if monitor.update(monitored) and validation_source is not None:
+            best_state = snapshot(trainer.network)
+        if on_epoch is not None:
+            on_epoch(epoch, loss, history["validation_loss"], time.perf_counter() - started)
+        if monitor.converged:
+            history["converged"] = True
+            break
+    if best_state is not None:
+        trainer.network.load_state_dict(best_state)
+    return history
+
