@@ -2,6 +2,7 @@
 
 from ._autoencoder import AutoencoderTransformer
 from ._training import DivergenceError
+from ._vae import VAETransformer
 
-__all__ = ["AutoencoderTransformer", "DivergenceError"]
+__all__ = ["AutoencoderTransformer", "DivergenceError", "VAETransformer"]
 __version__ = "0.1.0"

@@ -1,11 +1,8 @@
 """AutoencoderTransformer: a dense autoencoder as a drop-in for PCA."""
 
-from torch import nn
-
 from ._base import BaseAutoencoder, check_unit_interval
 from ._compat import StrOptions
 from ._models import AutoencoderModel
-from ._networks import InputScaler, OutputLayer, dense_stack, mirrored_sizes
 
 
 class AutoencoderTransformer(BaseAutoencoder):
@@ -35,6 +32,10 @@ class AutoencoderTransformer(BaseAutoencoder):
     output_activation : {"linear", "sigmoid", "tanh"}, default="linear"
         Activation of the decoder's output. Use ``"sigmoid"`` for data in
         [0, 1] (required with ``loss="bce"``), ``"tanh"`` for data in [-1, 1].
+    dropout : float, default=0.0
+        Dropout probability after each hidden layer, in training only.
+    batch_norm : bool, default=False
+        Batch-normalise each hidden layer before its activation.
     loss : {"mse", "bce"}, default="mse"
         Reconstruction loss: mean squared error, or binary cross-entropy for
         data in [0, 1] (a ValueError otherwise).
@@ -122,6 +123,8 @@ class AutoencoderTransformer(BaseAutoencoder):
         "loss": [StrOptions({"mse", "bce"})],
     }
 
+    _model_params = ("loss",)
+
     def __init__(
         self,
         n_components=2,
@@ -129,9 +132,12 @@ class AutoencoderTransformer(BaseAutoencoder):
         hidden_layer_sizes=(512, 256),
         activation="relu",
         output_activation="linear",
+        dropout=0.0,
+        batch_norm=False,
         loss="mse",
         optimizer="adam",
         learning_rate=1e-3,
+        learning_rate_schedule="constant",
         weight_decay=0.0,
         batch_size=256,
         max_epochs=100,
@@ -149,9 +155,12 @@ class AutoencoderTransformer(BaseAutoencoder):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.output_activation = output_activation
+        self.dropout = dropout
+        self.batch_norm = batch_norm
         self.loss = loss
         self.optimizer = optimizer
         self.learning_rate = learning_rate
+        self.learning_rate_schedule = learning_rate_schedule
         self.weight_decay = weight_decay
         self.batch_size = batch_size
         self.max_epochs = max_epochs
@@ -177,14 +186,7 @@ class AutoencoderTransformer(BaseAutoencoder):
             check_unit_interval(X, "loss='bce'")
 
     def _build_model(self, n_features, center, scale):
-        encoder_sizes, decoder_sizes = mirrored_sizes(
-            n_features, self._hidden_layer_sizes(), self.n_components
-        )
-        encoder = nn.Sequential(
-            InputScaler(center, scale), dense_stack(encoder_sizes, self.activation)
-        )
-        decoder = nn.Sequential(
-            dense_stack(decoder_sizes, self.activation),
-            OutputLayer(self.output_activation, center, scale),
+        encoder, decoder = self._encoder_decoder(
+            n_features, center, scale, output_activation=self.output_activation
         )
         return AutoencoderModel(encoder, decoder, self.loss)

@@ -7,6 +7,8 @@ scoring and persistence. A subclass supplies the model through one hook,
 """
 
 import copy
+import functools
+import math
 import numbers
 import warnings
 
@@ -23,7 +25,12 @@ from sklearn.utils.validation import check_is_fitted
 from ._compat import Interval, StrOptions, _fit_context, validate_data
 from ._data import RowSource, map_rows
 from ._device import resolve_device
-from ._networks import ACTIVATIONS, OUTPUT_ACTIVATIONS, reset_parameters
+from ._networks import (
+    ACTIVATIONS,
+    OUTPUT_ACTIVATIONS,
+    dense_encoder_decoder,
+    reset_parameters,
+)
 from ._training import ConvergenceMonitor, Trainer, make_optimizer, run_epochs
 
 _SEED_LIMIT = np.iinfo(np.int32).max
@@ -74,8 +81,11 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         "hidden_layer_sizes": ["array-like", Interval(numbers.Integral, 1, None, closed="left")],
         "activation": [StrOptions(set(ACTIVATIONS))],
         "output_activation": [StrOptions(set(OUTPUT_ACTIVATIONS))],
+        "dropout": [Interval(numbers.Real, 0, 1, closed="left")],
+        "batch_norm": ["boolean"],
         "optimizer": [StrOptions({"adam", "adamw", "sgd", "rmsprop"})],
         "learning_rate": [Interval(numbers.Real, 0, None, closed="neither")],
+        "learning_rate_schedule": [StrOptions({"constant", "cosine"})],
         "weight_decay": [Interval(numbers.Real, 0, None, closed="left")],
         "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
         "max_epochs": [Interval(numbers.Integral, 1, None, closed="left")],
@@ -91,6 +101,9 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     }
 
     # ------------------------------------------------------------------ hooks
+
+    # Parameters of a subclass that shape its network (see _check_architecture).
+    _model_params = ()
 
     def _build_model(self, n_features, center, scale):
         """Return the untrained model (see ``skae._models``) for this data."""
@@ -121,6 +134,21 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                 f"hidden_layer_sizes must be positive integers; got {self.hidden_layer_sizes!r}."
             )
         return tuple(int(s) for s in sizes)
+
+    def _encoder_decoder(self, n_features, center, scale, *, output_activation, code_outputs=None):
+        """The network's encoder and decoder as this estimator's parameters ask."""
+        return dense_encoder_decoder(
+            n_features,
+            self._hidden_layer_sizes(),
+            self.n_components,
+            activation=self.activation,
+            output_activation=output_activation,
+            center=center,
+            scale=scale,
+            encoder_outputs=code_outputs,
+            dropout=self.dropout,
+            batch_norm=self.batch_norm,
+        )
 
     def _validate(self, X, reset):
         return validate_data(
@@ -177,16 +205,19 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         init_seed, shuffle_seed, noise_seed, split_seed = check_random_state(
             self.random_state
         ).randint(_SEED_LIMIT, size=4)
-        if not continuing:
+        if continuing:
+            self._check_architecture()
+        else:
             self._initialize(X, init_seed)
         self._place(device)
 
         train_X, validation_X = X, None
         if self.early_stopping:
             train_X, validation_X = self._split(X, split_seed)
+        optimizer = self._make_optimizer(device)
         trainer = Trainer(
             self._network,
-            self._make_optimizer(device),
+            optimizer,
             device,
             batch_size=self.batch_size,
             shuffle_generator=torch.Generator().manual_seed(
@@ -205,7 +236,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             validation_source=None if validation_X is None else RowSource(validation_X, device),
             validation_seed=int(split_seed),
             on_epoch=self._report_epoch,
-            before_epoch=self._epoch_hook,
+            before_epoch=functools.partial(self._before_epoch, optimizer, n_epochs),
         )
         self._network.eval()
         self._record(history, warn=not partial)
@@ -213,8 +244,13 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
     def _initialize(self, X, seed):
         center, scale = data_scale(X)
-        model = self._build_model(X.shape[1], center, scale)
+        # Layers draw their first weights from the global RNG as they are
+        # built; fork_rng puts it back, and reset_parameters redraws them
+        # from our own generator. float() overrides any default dtype.
+        with torch.random.fork_rng(devices=[]):
+            model = self._build_model(X.shape[1], center, scale).float()
         reset_parameters(model, torch.Generator().manual_seed(int(seed)))
+        self._architecture = self._architecture_params()
         self._network = model
         self._optimizer = None
         self._optimizer_state = None
@@ -226,6 +262,26 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         self.validation_loss_curve_ = [] if self.early_stopping else None
         self.n_iter_ = 0
         self.best_loss_ = np.inf
+
+    def _architecture_params(self):
+        names = ("n_components", "activation", "output_activation", "dropout", "batch_norm")
+        params = {name: getattr(self, name) for name in names + self._model_params}
+        params["hidden_layer_sizes"] = self._hidden_layer_sizes()
+        return params
+
+    def _check_architecture(self):
+        """Refuse to continue training a network that the parameters no longer describe."""
+        changed = [
+            name
+            for name, value in self._architecture_params().items()
+            if self._architecture[name] != value
+        ]
+        if changed:
+            raise ValueError(
+                f"{', '.join(changed)} changed since the network was built; "
+                "continued training (warm_start or partial_fit) needs the same "
+                "network. Fit with warm_start=False to build a new one."
+            )
 
     def _place(self, device):
         """Move the model (and the optimiser's state) to ``device``."""
@@ -255,6 +311,14 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             group["lr"] = self.learning_rate
             group["weight_decay"] = self.weight_decay
         return self._optimizer
+
+    def _before_epoch(self, optimizer, n_epochs, epoch):
+        rate = self.learning_rate
+        if self.learning_rate_schedule == "cosine":
+            rate *= 0.5 * (1 + math.cos(math.pi * epoch / n_epochs))
+        for group in optimizer.param_groups:
+            group["lr"] = rate
+        self._epoch_hook(epoch)
 
     def _split(self, X, seed):
         n_validation = int(round(self.validation_fraction * X.shape[0]))
@@ -298,11 +362,22 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
     # ------------------------------------------------------------- inference
 
-    def _map(self, function, X, n_outputs, dtype=None):
-        """Apply a model method to ``X`` in large blocks, without gradients."""
-        self._network.eval()
+    def _map(self, method, X, n_outputs, *, dtype=None, **kwargs):
+        """Apply the model's ``method`` to ``X`` in large blocks, without gradients.
+
+        The model computes in the precision of ``X``: float64 input gets a
+        float64 copy of the network (except on MPS, which has no float64), so
+        results do not depend on how rows are blocked or ordered.
+        """
+        network, compute_dtype = self._network, torch.float32
+        if X.dtype == np.float64 and self.device_.type != "mps":
+            network, compute_dtype = copy.deepcopy(network).double(), torch.float64
+        network.eval()
+        function = functools.partial(getattr(network, method), **kwargs)
         with torch.inference_mode():
-            return map_rows(function, X, self.device_, n_outputs, dtype or X.dtype)
+            return map_rows(
+                function, X, self.device_, n_outputs, dtype or X.dtype, compute_dtype
+            )
 
     def transform(self, X):
         """Encode ``X`` into its code.
@@ -318,7 +393,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         """
         check_is_fitted(self)
         X = self._validate(X, reset=False)
-        return self._map(self._network.encode, X, self._n_features_out)
+        return self._map("encode", X, self._n_features_out)
 
     def inverse_transform(self, X):
         """Decode codes back to the space (and units) of the training data.
@@ -339,7 +414,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                 f"X has {X.shape[1]} features, but {type(self).__name__}.inverse_transform "
                 f"is expecting {self._n_features_out} features (the code size) as input."
             )
-        return self._map(self._network.decode, X, self.n_features_in_)
+        return self._map("decode", X, self.n_features_in_)
 
     def score_samples(self, X):
         """Score each sample; higher is better.
@@ -354,7 +429,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         """
         check_is_fitted(self)
         X = self._validate(X, reset=False)
-        return self._map(self._network.score_samples, X, None, dtype=np.float64)
+        return self._map("score_samples", X, None, dtype=np.float64)
 
     def score(self, X, y=None):
         """Mean of :meth:`score_samples` over ``X``; higher is better.

@@ -20,11 +20,11 @@ def block_rows(n_features):
     return max(1, _BLOCK_VALUES // max(1, n_features))
 
 
-def rows_to_tensor(X, device):
-    """Return the rows ``X`` (dense array or sparse matrix) as float32 on ``device``."""
+def rows_to_tensor(X, device, dtype=torch.float32):
+    """Return the rows ``X`` (dense array or sparse matrix) as ``dtype`` on ``device``."""
     if sp.issparse(X):
         X = X.toarray()
-    block = np.ascontiguousarray(X, dtype=np.float32)
+    block = np.ascontiguousarray(X, dtype=torch.empty((), dtype=dtype).numpy().dtype)
     if not block.flags.writeable:
         block = block.copy()
     return torch.from_numpy(block).to(device)
@@ -83,7 +83,7 @@ class RowSource:
         return rows_to_tensor(self._sparse[index.numpy()], self.device)
 
 
-def map_rows(function, X, device, n_outputs, dtype):
+def map_rows(function, X, device, n_outputs, dtype, compute_dtype=torch.float32):
     """Apply ``function`` to ``X`` block by block and gather the results.
 
     Parameters
@@ -95,6 +95,7 @@ def map_rows(function, X, device, n_outputs, dtype):
     device : torch.device
     n_outputs : int or None
     dtype : numpy dtype of the result
+    compute_dtype : torch dtype the rows are converted to
 
     Returns
     -------
@@ -104,6 +105,6 @@ def map_rows(function, X, device, n_outputs, dtype):
     out = np.empty(shape, dtype=dtype)
     step = block_rows(max(X.shape[1], n_outputs or 1))
     for start in range(0, X.shape[0], step):
-        block = rows_to_tensor(X[start : start + step], device)
-        out[start : start + step] = function(block).float().cpu().numpy()
+        block = rows_to_tensor(X[start : start + step], device, compute_dtype)
+        out[start : start + step] = function(block).cpu().numpy()
     return out

@@ -3,6 +3,8 @@
 Each model is an ``nn.Module`` with
 
 - ``encoder`` and ``decoder`` submodules (data units in, data units out),
+- ``encode(x)`` and ``decode(code)``, used by ``transform`` and
+  ``inverse_transform``,
 - ``sample_losses(x, generator)``: the per-sample training objective,
 - ``score_samples(x)``: the per-sample score the estimator reports,
 - ``loss_unit``: the factor that turns the objective into reported units.
@@ -10,40 +12,36 @@ Each model is an ``nn.Module`` with
 The training engine only calls ``sample_losses``.
 """
 
+import math
+
+import torch
 from torch import nn
 
-from ._losses import binary_cross_entropy, mean_squared_error
+from ._losses import (
+    binary_cross_entropy,
+    gaussian_kl_divergence,
+    gaussian_negative_log_likelihood,
+    mean_squared_error,
+)
+from ._networks import drawing_from
+
+# The observation standard deviation of a Gaussian VAE stays above this share
+# of the data's scale, so that a perfect fit of a constant feature cannot
+# drive the likelihood to infinity.
+_MIN_LOG_VARIANCE = 2 * math.log(1e-3)
 
 
-class AutoencoderModel(nn.Module):
-    """A deterministic autoencoder trained on reconstruction error.
+class ReconstructionModel(nn.Module):
+    """An encoder and a decoder whose last module is an ``OutputLayer``."""
 
-    Parameters
-    ----------
-    encoder : nn.Sequential
-        Data (in the user's units) to code.
-    decoder : nn.Sequential
-        Its last module is an :class:`~skae._networks.OutputLayer`; the ones
-        before it map a code to the output layer's pre-activations.
-    loss : {"mse", "bce"}
-        ``"mse"`` is the mean squared error divided by the data's mean
-        feature variance (a constant, so the minimiser is the plain MSE in
-        the user's units); ``"bce"`` is the mean binary cross-entropy.
-    """
-
-    def __init__(self, encoder, decoder, loss):
+    def __init__(self, encoder, decoder):
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder
-        self.loss = loss
 
     @property
     def output_layer(self):
         return self.decoder[-1]
-
-    @property
-    def loss_unit(self):
-        return 1.0 if self.loss == "bce" else float(self.output_layer.scale) ** 2
 
     def decoder_logits(self, code):
         """The decoder up to, not including, its output activation."""
@@ -57,8 +55,33 @@ class AutoencoderModel(nn.Module):
     def decode(self, code):
         return self.decoder(code)
 
+
+class AutoencoderModel(ReconstructionModel):
+    """A deterministic autoencoder trained on reconstruction error.
+
+    Parameters
+    ----------
+    encoder : nn.Sequential
+        Data (in the user's units) to code.
+    decoder : nn.Sequential
+        Code to data; its last module is an :class:`~skae._networks.OutputLayer`.
+    loss : {"mse", "bce"}
+        ``"mse"`` is the mean squared error divided by the square of the
+        data's scale (a constant, so the minimiser is the plain MSE in the
+        user's units); ``"bce"`` is the mean binary cross-entropy.
+    """
+
+    def __init__(self, encoder, decoder, loss):
+        super().__init__(encoder, decoder)
+        self.loss = loss
+
+    @property
+    def loss_unit(self):
+        return 1.0 if self.loss == "bce" else float(self.output_layer.scale) ** 2
+
     def sample_losses(self, x, generator=None):
-        logits = self.decoder_logits(self.encoder(x))
+        with drawing_from(self, generator):
+            logits = self.decoder_logits(self.encoder(x))
         if self.loss == "bce":
             return binary_cross_entropy(logits, x)
         return mean_squared_error(self.output_layer.residual(logits, x))
@@ -67,3 +90,84 @@ class AutoencoderModel(nn.Module):
         """Minus the mean squared reconstruction error, in the data's units."""
         residual = self.output_layer.residual(self.decoder_logits(self.encoder(x)), x)
         return -mean_squared_error(residual) * self.output_layer.scale.square()
+
+
+class VariationalModel(ReconstructionModel):
+    """A variational autoencoder with a Gaussian posterior and N(0, I) prior.
+
+    Parameters
+    ----------
+    encoder : nn.Sequential
+        Data to ``2 * n_components`` values: the posterior's means, then its
+        log-variances.
+    decoder : nn.Sequential
+        Code to the mean of p(x | z), ending in an ``OutputLayer``.
+    likelihood : {"gaussian", "bernoulli"}
+        ``"gaussian"`` learns one observation variance shared by all features
+        (in the data's units); ``"bernoulli"`` reads the decoder's output as
+        probabilities.
+    beta : float
+        Weight of the KL term in the training objective.
+    """
+
+    loss_unit = 1.0
+
+    def __init__(self, encoder, decoder, likelihood, beta):
+        super().__init__(encoder, decoder)
+        self.likelihood = likelihood
+        self.kl_weight = beta
+        self.log_variance = nn.Parameter(torch.zeros(())) if likelihood == "gaussian" else None
+
+    def posterior(self, x):
+        """Means and log-variances of q(z | x)."""
+        mean, log_variance = self.encoder(x).chunk(2, dim=1)
+        return mean, log_variance
+
+    def encode(self, x):
+        return self.posterior(x)[0]
+
+    def negative_log_likelihood(self, logits, x):
+        """-log p(x | z) in nats, summed over features, from the decoder's logits."""
+        if self.likelihood == "bernoulli":
+            return binary_cross_entropy(logits, x, reduce="sum")
+        residual = self.output_layer.residual(logits, x)
+        log_variance = self.log_variance.clamp(min=_MIN_LOG_VARIANCE)
+        # The residual is in units of the data's scale; this term converts
+        # the density to the data's own units.
+        units = x.shape[1] * torch.log(self.output_layer.scale)
+        return gaussian_negative_log_likelihood(residual, log_variance) + units
+
+    def _draw(self, mean, log_variance, generator, n_draws=None):
+        shape = mean.shape if n_draws is None else (n_draws, *mean.shape)
+        noise = torch.randn(shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        return mean + torch.exp(0.5 * log_variance) * noise, noise
+
+    def sample_losses(self, x, generator=None):
+        with drawing_from(self, generator):
+            mean, log_variance = self.posterior(x)
+            code, _ = self._draw(mean, log_variance, generator)
+            logits = self.decoder_logits(code)
+        kl = gaussian_kl_divergence(mean, log_variance)
+        return self.negative_log_likelihood(logits, x) + self.kl_weight * kl
+
+    def score_samples(self, x):
+        """The ELBO in nats, its reconstruction term taken at the posterior mean."""
+        mean, log_variance = self.posterior(x)
+        nll = self.negative_log_likelihood(self.decoder_logits(mean), x)
+        return -(nll + gaussian_kl_divergence(mean, log_variance))
+
+    def importance_weighted_bound(self, x, n_draws, generator, chunk=50):
+        """The IWAE bound on log p(x) with ``n_draws`` importance samples, per row."""
+        mean, log_variance = self.posterior(x)
+        log_weights = []
+        for start in range(0, n_draws, chunk):
+            n = min(chunk, n_draws - start)
+            code, noise = self._draw(mean, log_variance, generator, n)
+            flat = code.reshape(-1, code.shape[-1])
+            nll = self.negative_log_likelihood(self.decoder_logits(flat), x.repeat(n, 1))
+            log_prior = -0.5 * (code.square() + math.log(2 * math.pi)).sum(-1)
+            log_posterior = -0.5 * (
+                noise.square() + log_variance + math.log(2 * math.pi)
+            ).sum(-1)
+            log_weights.append(-nll.reshape(n, -1) + log_prior - log_posterior)
+        return torch.logsumexp(torch.cat(log_weights), dim=0) - math.log(n_draws)

@@ -3,6 +3,7 @@
 Nothing here knows about scikit-learn; the estimators assemble these pieces.
 """
 
+import contextlib
 import math
 
 import torch
@@ -51,8 +52,43 @@ def dense_stack(sizes, activation, *, activate_last=False, dropout=0.0, batch_no
                 layers.append(nn.BatchNorm1d(n_out))
             layers.append(ACTIVATIONS[activation]())
             if dropout > 0:
-                layers.append(nn.Dropout(dropout))
+                layers.append(SeededDropout(dropout))
     return nn.Sequential(*layers)
+
+
+class SeededDropout(nn.Module):
+    """Dropout whose masks come from a ``torch.Generator``, not the global RNG.
+
+    The generator is bound for the duration of a training step by
+    :func:`drawing_from`; unbound, the layer falls back to the global RNG.
+    """
+
+    def __init__(self, p):
+        super().__init__()
+        self.p = p
+        self.generator = None
+
+    def forward(self, x):
+        if not self.training or self.p == 0:
+            return x
+        noise = torch.rand(x.shape, generator=self.generator, device=x.device, dtype=x.dtype)
+        return x * (noise >= self.p) / (1 - self.p)
+
+    def extra_repr(self):
+        return f"p={self.p}"
+
+
+@contextlib.contextmanager
+def drawing_from(module, generator):
+    """Let every :class:`SeededDropout` in ``module`` draw from ``generator``."""
+    layers = [m for m in module.modules() if isinstance(m, SeededDropout)]
+    for layer in layers:
+        layer.generator = generator
+    try:
+        yield
+    finally:
+        for layer in layers:
+            layer.generator = None
 
 
 def reset_parameters(module, generator):
@@ -123,13 +159,58 @@ class OutputLayer(nn.Module):
         return (self(logits) - x) / self.scale
 
 
-def mirrored_sizes(n_features, hidden_layer_sizes, n_components):
-    """Return the encoder's and decoder's layer widths.
+def dense_encoder_decoder(
+    n_features,
+    hidden_layer_sizes,
+    n_components,
+    *,
+    activation,
+    output_activation,
+    center,
+    scale,
+    encoder_outputs=None,
+    dropout=0.0,
+    batch_norm=False,
+):
+    """A dense encoder and its mirrored decoder, both in the data's units.
+
+    Parameters
+    ----------
+    n_features, n_components : int
+    hidden_layer_sizes : tuple of int
+        Encoder widths from the input inwards; the decoder mirrors them.
+    activation, output_activation : str
+    center : array of shape (n_features,)
+    scale : float
+        The data's centre and common scale (see :class:`InputScaler`).
+    encoder_outputs : int, default=None
+        Width of the encoder's last layer when it is not ``n_components``
+        (e.g. ``2 * n_components`` for a posterior's means and variances).
+    dropout, batch_norm
+        See :func:`dense_stack`.
+
+    Returns
+    -------
+    encoder, decoder : nn.Sequential
+        ``encoder`` starts with an :class:`InputScaler`; ``decoder`` ends with
+        an :class:`OutputLayer`.
 
     Examples
     --------
-    >>> mirrored_sizes(784, (128, 64), 2)
-    ((784, 128, 64, 2), (2, 64, 128, 784))
+    >>> enc, dec = dense_encoder_decoder(
+    ...     784, (128,), 2, activation="relu", output_activation="sigmoid",
+    ...     center=0.0, scale=1.0)
+    >>> [m.out_features for m in enc.modules() if isinstance(m, nn.Linear)]
+    [128, 2]
     """
-    encoder = (n_features, *hidden_layer_sizes, n_components)
-    return encoder, encoder[::-1]
+    encoder_sizes = (n_features, *hidden_layer_sizes, encoder_outputs or n_components)
+    decoder_sizes = (n_components, *hidden_layer_sizes[::-1], n_features)
+    layers = dict(dropout=dropout, batch_norm=batch_norm)
+    encoder = nn.Sequential(
+        InputScaler(center, scale), dense_stack(encoder_sizes, activation, **layers)
+    )
+    decoder = nn.Sequential(
+        dense_stack(decoder_sizes, activation, **layers),
+        OutputLayer(output_activation, center, scale),
+    )
+    return encoder, decoder

@@ -65,6 +65,17 @@ def precision_context(precision, device):
         yield
 
 
+def batch_bounds(n_samples, batch_size):
+    """``(start, stop)`` of each batch; a last batch of one sample joins the one before.
+
+    A batch of one would make batch normalisation fail and gives a very noisy step.
+    """
+    starts = list(range(0, n_samples, batch_size))
+    if len(starts) > 1 and n_samples - starts[-1] == 1:
+        starts.pop()
+    return zip(starts, starts[1:] + [n_samples])
+
+
 class ConvergenceMonitor:
     """Count epochs without a relative improvement of at least ``tol``.
 
@@ -86,7 +97,7 @@ class ConvergenceMonitor:
 
     def update(self, loss):
         """Record an epoch's loss; return True when it is the best so far."""
-        if loss < self.best - self.tol * abs(self.best):
+        if math.isinf(self.best) or loss < self.best - self.tol * abs(self.best):
             self.epochs_without_improvement = 0
         else:
             self.epochs_without_improvement += 1
@@ -145,8 +156,8 @@ class Trainer:
         order = order.to(source.index_device())
         total = torch.zeros((), device=self.device)
         with precision_context(self.precision, self.device):
-            for start in range(0, n, self.batch_size):
-                batch = source.take(order[start : start + self.batch_size])
+            for start, stop in batch_bounds(n, self.batch_size):
+                batch = source.take(order[start:stop])
                 loss = self.network.sample_losses(batch, self.noise_generator).mean()
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()

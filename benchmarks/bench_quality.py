@@ -1,0 +1,249 @@
+"""Reconstruction error and code quality of PCA and the autoencoder.
+
+Every method is fitted with its default hyperparameters (only the number of
+components and ``random_state=0`` set) on a training split and scored on the
+held-out test split:
+
+- ``mse``: mean over all test entries of the squared reconstruction error
+  (``inverse_transform(transform(X_test))``), in the data's units;
+- ``mse/PCA``: that error divided by PCA's at the same dataset and k;
+- ``5-NN acc``: accuracy on the test codes of ``KNeighborsClassifier(5)``
+  fitted on the training codes;
+- ``trustworthiness``: ``sklearn.manifold.trustworthiness`` of the test codes
+  with respect to the test data, ``n_neighbors=5``;
+- ``fit s``: seconds of ``fit`` on the training split.
+
+Methods are rows of :func:`method_registry`: adding one (a VAE, say) is one
+entry there. Run ``python benchmarks/bench_quality.py --help`` for the options.
+"""
+
+import argparse
+import sys
+import time
+import warnings
+
+import numpy as np
+import torch
+from _common import (
+    DIGITS_NOTE,
+    MNIST_NOTE,
+    add_common_arguments,
+    check_common_arguments,
+    comma_list,
+    digits_split,
+    emit,
+    environment,
+    environment_line,
+    fail,
+    markdown_table,
+    mnist_split,
+    progress,
+)
+from sklearn.decomposition import PCA
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.manifold import trustworthiness
+from sklearn.neighbors import KNeighborsClassifier
+
+from skae import AutoencoderTransformer
+
+SEED = 0
+BASELINE = "PCA"
+N_NEIGHBORS = 5
+# dataset name -> (loader returning X_train, X_test, y_train, y_test, default ks)
+DATASETS = {
+    "mnist": (mnist_split, (2, 10, 32)),
+    "digits": (lambda data_home: digits_split(), (2, 10)),
+}
+NOTES = {"mnist": MNIST_NOTE, "digits": DIGITS_NOTE}
+COLUMNS = (
+    ("dataset", "dataset"),
+    ("k", "k"),
+    ("method", "method"),
+    ("mse", "mse"),
+    ("mse/PCA", "mse_ratio_to_pca"),
+    ("5-NN acc", "knn_accuracy"),
+    ("trustworthiness", "trustworthiness"),
+    ("fit s", "fit_seconds"),
+    ("epochs", "epochs"),
+)
+
+
+def method_registry(max_epochs=None):
+    """Map each method's name to ``factory(k)``, which returns an unfitted transformer.
+
+    ``max_epochs`` overrides the autoencoders' epoch budget (for smoke tests);
+    every other hyperparameter is the estimator's default.
+    """
+    budget = {} if max_epochs is None else {"max_epochs": max_epochs}
+    return {
+        BASELINE: lambda k: PCA(n_components=k, random_state=SEED),
+        "AutoencoderTransformer": lambda k: AutoencoderTransformer(
+            n_components=k, random_state=SEED, **budget
+        ),
+    }
+
+
+def fit_timed(estimator, X):
+    """Fit ``estimator`` on ``X``; return the seconds and any ConvergenceWarning."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        started = time.perf_counter()
+        estimator.fit(X)
+        seconds = time.perf_counter() - started
+    for warning in caught:
+        if not issubclass(warning.category, ConvergenceWarning):
+            warnings.warn_explicit(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
+    return seconds, any(issubclass(w.category, ConvergenceWarning) for w in caught)
+
+
+def evaluate(estimator, X_train, X_test, y_train, y_test):
+    """Fit ``estimator`` and measure its test reconstruction and codes."""
+    fit_seconds, hit_budget = fit_timed(estimator, X_train)
+    train_codes = estimator.transform(X_train)
+    test_codes = estimator.transform(X_test)
+    reconstruction = estimator.inverse_transform(test_codes)
+    residual = np.asarray(reconstruction, dtype=np.float64) - np.asarray(X_test, np.float64)
+    knn = KNeighborsClassifier(N_NEIGHBORS).fit(train_codes, y_train)
+    return {
+        "mse": float(np.mean(residual**2)),
+        "knn_accuracy": float(knn.score(test_codes, y_test)),
+        "trustworthiness": float(trustworthiness(X_test, test_codes, n_neighbors=N_NEIGHBORS)),
+        "fit_seconds": fit_seconds,
+        "epochs": getattr(estimator, "n_iter_", None),
+        "convergence_warning": hit_budget,
+        "device": str(getattr(estimator, "device_", "cpu")),
+    }
+
+
+def warm_up(methods):
+    """Fit every method once on a tiny random problem, untimed.
+
+    The first fit in a process pays one-off costs (lazy initialisation of
+    torch's kernels and thread pools: seconds on a CPU) that would otherwise
+    be charged to whichever row comes first.
+    """
+    X = np.random.default_rng(SEED).random((64, 16))
+    for factory in methods.values():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            factory(2).fit(X).transform(X)
+
+
+def add_baseline_ratios(rows):
+    """Set ``mse_ratio_to_pca`` on every row that has a PCA row at its dataset and k."""
+    baseline = {(row["dataset"], row["k"]): row["mse"] for row in rows if row["method"] == BASELINE}
+    for row in rows:
+        pca_mse = baseline.get((row["dataset"], row["k"]))
+        row["mse_ratio_to_pca"] = row["mse"] / pca_mse if pca_mse else None
+
+
+def run(datasets, ks, methods, data_home):
+    """Evaluate every method at every k on every dataset; return the rows."""
+    warm_up(methods)
+    rows = []
+    for name in datasets:
+        load, default_ks = DATASETS[name]
+        X_train, X_test, y_train, y_test = load(data_home)
+        for k in ks or default_ks:
+            for method, factory in methods.items():
+                progress(f"{name} k={k} {method} ...")
+                scores = evaluate(factory(k), X_train, X_test, y_train, y_test)
+                rows.append({"dataset": name, "k": k, "method": method, **scores})
+                progress(f"  mse {scores['mse']:.4g}, fit {scores['fit_seconds']:.1f} s")
+    add_baseline_ratios(rows)
+    return rows
+
+
+def report(rows, datasets, env, max_epochs):
+    """The markdown report: what was run, then the table."""
+    header = [
+        "## Reconstruction and code quality on held-out test data",
+        "",
+        environment_line(env),
+        "Default hyperparameters; only n_components (k) and random_state=0 set.",
+    ]
+    if max_epochs is not None:
+        header.append(f"Autoencoders limited to max_epochs={max_epochs} (--max-epochs).")
+    header += [NOTES[name] for name in datasets]
+    header.append(
+        "mse: mean squared reconstruction error over all test entries, in the "
+        "data's units. 5-NN acc: KNeighborsClassifier(5) fitted on the training "
+        "codes, scored on the test codes. trustworthiness: test data vs test "
+        "codes, n_neighbors=5. epochs: epochs run (empty for PCA)."
+    )
+    table = markdown_table(
+        [title for title, _ in COLUMNS], [[row[key] for _, key in COLUMNS] for row in rows]
+    )
+    return "\n".join(header) + "\n\n" + table
+
+
+def parse_args(argv=None):
+    """Parse the command line."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_common_arguments(parser)
+    parser.add_argument(
+        "--datasets",
+        default=",".join(DATASETS),
+        help="comma-separated subset of: mnist,digits (default: both)",
+    )
+    parser.add_argument(
+        "--ks",
+        default=None,
+        help="comma-separated code sizes used for every dataset "
+        "(default: 2,10,32 on mnist and 2,10 on digits)",
+    )
+    parser.add_argument(
+        "--methods",
+        default=None,
+        help="comma-separated subset of the methods (default: all); mse/PCA needs PCA",
+    )
+    parser.add_argument(
+        "--max-epochs",
+        type=int,
+        metavar="N",
+        default=None,
+        help="override the autoencoders' max_epochs (for smoke tests)",
+    )
+    args = parser.parse_args(argv)
+    check_common_arguments(parser, args)
+    if args.max_epochs is not None and args.max_epochs < 1:
+        parser.error("--max-epochs must be at least 1")
+    registry = method_registry(args.max_epochs)
+    try:
+        args.datasets = comma_list(args.datasets, DATASETS)
+        args.ks = None if args.ks is None else comma_list(args.ks, convert=int)
+        names = list(registry) if args.methods is None else comma_list(args.methods, registry)
+    except ValueError as error:
+        parser.error(f"invalid list: {error}")
+    if args.ks is not None and min(args.ks) < 1:
+        parser.error("--ks must be positive integers")
+    args.methods = {name: registry[name] for name in names}
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        rows = run(args.datasets, args.ks, args.methods, args.data_home)
+    except FileNotFoundError as error:
+        fail(str(error))
+    env = environment("cuda" if torch.cuda.is_available() else "cpu")
+    payload = {
+        "environment": env,
+        "settings": {
+            "datasets": args.datasets,
+            "ks": args.ks,
+            "methods": list(args.methods),
+            "max_epochs": args.max_epochs,
+            "command": sys.argv,
+        },
+        "notes": [NOTES[name] for name in args.datasets],
+        "rows": rows,
+    }
+    emit(report(rows, args.datasets, env, args.max_epochs), payload, args.output, args.json)
+
+
+if __name__ == "__main__":
+    main()
