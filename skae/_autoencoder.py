@@ -134,6 +134,7 @@ class AutoencoderTransformer(BaseAutoencoder):
         output_activation="linear",
         dropout=0.0,
         batch_norm=False,
+        linear_shortcut=True,
         loss="mse",
         optimizer="adam",
         learning_rate=1e-3,
@@ -157,6 +158,7 @@ class AutoencoderTransformer(BaseAutoencoder):
         self.output_activation = output_activation
         self.dropout = dropout
         self.batch_norm = batch_norm
+        self.linear_shortcut = linear_shortcut
         self.loss = loss
         self.optimizer = optimizer
         self.learning_rate = learning_rate
@@ -185,8 +187,8 @@ class AutoencoderTransformer(BaseAutoencoder):
         if self.loss == "bce":
             check_unit_interval(X, "loss='bce'")
 
-    def _build_model(self, n_features, center, scale):
+    def _build_model(self, n_features, center, scale, input_scales):
         encoder, decoder = self._encoder_decoder(
-            n_features, center, scale, output_activation=self.output_activation
+            n_features, center, scale, input_scales, output_activation=self.output_activation
         )
         return AutoencoderModel(encoder, decoder, self.loss)

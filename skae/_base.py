@@ -16,6 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_array, check_random_state
@@ -30,18 +31,36 @@ from ._networks import (
     OUTPUT_ACTIVATIONS,
     dense_encoder_decoder,
     reset_parameters,
+    start_linear_paths,
 )
 from ._training import ConvergenceMonitor, Trainer, make_optimizer, run_epochs
 
 _SEED_LIMIT = np.iinfo(np.int32).max
 
 
-def data_scale(X):
-    """Per-feature means and one common scale, the root mean feature variance.
+# Features whose spread is below this share of the common scale are divided
+# by that share instead of their own spread, so near-constant features (the
+# border pixels of digit images) are not blown up at the encoder's input.
+INPUT_SCALE_FLOOR = 0.1
 
-    The common scale conditions the optimiser without reweighting features:
-    it is a change of units, so the best reconstruction stays the one with
-    the least squared error in the user's units, as with PCA.
+
+def data_scale(X):
+    """How the data is conditioned for the network.
+
+    Returns
+    -------
+    center : ndarray of shape (n_features,)
+        The feature means.
+    scale : float
+        The root mean feature variance: one common scale in which the decoder
+        works and the loss is measured. One scale for all features is a change
+        of units, not a reweighting, so the best reconstruction stays the one
+        with the least squared error in the user's units, as with PCA.
+    input_scales : ndarray of shape (n_features,)
+        Per-feature spreads (floored at ``INPUT_SCALE_FLOOR * scale``) that
+        standardise the encoder's input. This only reparameterises the first
+        layer, so it changes no objective, but lets the encoder see
+        low-variance features on raw tabular data.
     """
     if sp.issparse(X):
         center, variance = mean_variance_axis(X, axis=0)
@@ -50,7 +69,43 @@ def data_scale(X):
     scale = float(np.sqrt(np.mean(variance)))
     if not np.isfinite(scale) or scale <= 0:
         scale = 1.0
-    return np.asarray(center, dtype=np.float64), scale
+    input_scales = np.maximum(np.sqrt(variance), INPUT_SCALE_FLOOR * scale)
+    return np.asarray(center, dtype=np.float64), scale, input_scales
+
+
+def whitened_pca(X, center, scale, input_scales, n_components, seed):
+    """Encoder and decoder weights of a whitened PCA, in the network's own spaces.
+
+    PCA is fitted (on at most about 16M values of ``X``) in the output space
+    ``(x - center) / scale``, where the loss is measured. The encoder weight
+    acts on the encoder's input ``(x - center) / input_scales`` and gives
+    codes of unit variance; the decoder weight maps them back. Codes beyond
+    the data's rank get zero weights.
+
+    Returns
+    -------
+    encoder_weight : ndarray of shape (n_components, n_features)
+    decoder_weight : ndarray of shape (n_features, n_components)
+    """
+    n_samples, n_features = X.shape
+    max_rows = max(100, (1 << 24) // n_features)
+    if n_samples > max_rows:
+        rows = np.random.default_rng(seed).choice(n_samples, max_rows, replace=False)
+        X = X[np.sort(rows)]
+    T = ((X.toarray() if sp.issparse(X) else X) - center) / scale
+    n = min(n_components, *T.shape)
+    encoder_weight = np.zeros((n_components, n_features))
+    decoder_weight = np.zeros((n_features, n_components))
+    if T.shape[0] < 2:
+        return encoder_weight, decoder_weight
+    pca = PCA(n_components=n, svd_solver="full").fit(T)
+    # Directions without variance (constant data) keep zero weights.
+    n = int(np.sum(pca.explained_variance_ > 1e-12))
+    spread = np.sqrt(pca.explained_variance_[:n])
+    components = pca.components_[:n]
+    encoder_weight[:n] = components * (input_scales / scale) / spread[:, None]
+    decoder_weight[:, :n] = components.T * spread
+    return encoder_weight, decoder_weight
 
 
 def check_unit_interval(X, what):
@@ -83,6 +138,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         "output_activation": [StrOptions(set(OUTPUT_ACTIVATIONS))],
         "dropout": [Interval(numbers.Real, 0, 1, closed="left")],
         "batch_norm": ["boolean"],
+        "linear_shortcut": ["boolean"],
         "optimizer": [StrOptions({"adam", "adamw", "sgd", "rmsprop"})],
         "learning_rate": [Interval(numbers.Real, 0, None, closed="neither")],
         "learning_rate_schedule": [StrOptions({"constant", "cosine"})],
@@ -105,7 +161,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     # Parameters of a subclass that shape its network (see _check_architecture).
     _model_params = ()
 
-    def _build_model(self, n_features, center, scale):
+    def _build_model(self, n_features, center, scale, input_scales):
         """Return the untrained model (see ``skae._models``) for this data."""
         raise NotImplementedError
 
@@ -135,7 +191,9 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             )
         return tuple(int(s) for s in sizes)
 
-    def _encoder_decoder(self, n_features, center, scale, *, output_activation, code_outputs=None):
+    def _encoder_decoder(
+        self, n_features, center, scale, input_scales, *, output_activation, code_outputs=None
+    ):
         """The network's encoder and decoder as this estimator's parameters ask."""
         return dense_encoder_decoder(
             n_features,
@@ -145,9 +203,11 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             output_activation=output_activation,
             center=center,
             scale=scale,
+            input_scales=input_scales,
             encoder_outputs=code_outputs,
             dropout=self.dropout,
             batch_norm=self.batch_norm,
+            linear_shortcut=self.linear_shortcut,
         )
 
     def _validate(self, X, reset):
@@ -243,13 +303,15 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         return self
 
     def _initialize(self, X, seed):
-        center, scale = data_scale(X)
+        center, scale, input_scales = data_scale(X)
         # Layers draw their first weights from the global RNG as they are
         # built; fork_rng puts it back, and reset_parameters redraws them
         # from our own generator. float() overrides any default dtype.
         with torch.random.fork_rng(devices=[]):
-            model = self._build_model(X.shape[1], center, scale).float()
+            model = self._build_model(X.shape[1], center, scale, input_scales).float()
         reset_parameters(model, torch.Generator().manual_seed(int(seed)))
+        if self.linear_shortcut and self._hidden_layer_sizes():
+            self._start_from_pca(model, X, center, scale, input_scales, int(seed))
         self._architecture = self._architecture_params()
         self._network = model
         self._optimizer = None
@@ -263,8 +325,28 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         self.n_iter_ = 0
         self.best_loss_ = np.inf
 
+    def _start_from_pca(self, model, X, center, scale, input_scales, seed):
+        """Start the linear paths as a whitened PCA (decoder too for a linear output)."""
+        encoder_weight, decoder_weight = whitened_pca(
+            X, center, scale, input_scales, self.n_components, seed
+        )
+        n_outputs = model.encoder[-1].linear.out_features
+        encoder_weight = np.vstack(
+            [encoder_weight, np.zeros((n_outputs - self.n_components, X.shape[1]))]
+        )
+        if model.output_layer.activation != "linear":
+            decoder_weight = None
+        start_linear_paths(model.encoder[-1], model.decoder[0], encoder_weight, decoder_weight)
+
     def _architecture_params(self):
-        names = ("n_components", "activation", "output_activation", "dropout", "batch_norm")
+        names = (
+            "n_components",
+            "activation",
+            "output_activation",
+            "dropout",
+            "batch_norm",
+            "linear_shortcut",
+        )
         params = {name: getattr(self, name) for name in names + self._model_params}
         params["hidden_layer_sizes"] = self._hidden_layer_sizes()
         return params
@@ -358,6 +440,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                 "epochs while the loss was still improving; more epochs may give "
                 "a better model.",
                 ConvergenceWarning,
+                stacklevel=3,
             )
 
     # ------------------------------------------------------------- inference

@@ -45,7 +45,7 @@ def dense_stack(sizes, activation, *, activate_last=False, dropout=0.0, batch_no
     """
     layers = []
     n_layers = len(sizes) - 1
-    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
         layers.append(nn.Linear(n_in, n_out))
         if i < n_layers - 1 or activate_last:
             if batch_norm:
@@ -108,12 +108,45 @@ def reset_parameters(module, generator):
     return module
 
 
-class InputScaler(nn.Module):
-    """Centre each feature and divide all of them by one common scale.
+class LinearShortcut(nn.Module):
+    """A network plus a linear map of the same input: ``layers(x) + linear(x)``.
 
-    One scale for every feature is a change of units: it conditions the
-    optimiser without changing which reconstruction is best in the user's
-    units (per-feature scaling would silently reweight the objective).
+    The linear path alone is a PCA-like autoencoder; the layers add the
+    nonlinear part. Without it, a ReLU network reconstructs even the linear
+    directions of the data piecewise, with errors that grow away from the
+    training points.
+    """
+
+    def __init__(self, layers, n_in, n_out):
+        super().__init__()
+        self.layers = layers
+        self.linear = nn.Linear(n_in, n_out, bias=False)
+
+    def forward(self, x):
+        return self.layers(x) + self.linear(x)
+
+
+@torch.no_grad()
+def start_linear_paths(encoder_body, decoder_body, encoder_weight, decoder_weight):
+    """Make a pair of :class:`LinearShortcut` start as the given linear autoencoder.
+
+    The linear paths get the weights; the last layer of each nonlinear path
+    is zeroed, so the network's first output is exactly the linear model and
+    training can only add to it.
+    """
+    for body, weight in ((encoder_body, encoder_weight), (decoder_body, decoder_weight)):
+        if weight is not None:
+            body.linear.weight.copy_(torch.as_tensor(weight, dtype=body.linear.weight.dtype))
+        last = [m for m in body.layers.modules() if isinstance(m, nn.Linear)][-1]
+        last.weight.zero_()
+        last.bias.zero_()
+
+
+class InputScaler(nn.Module):
+    """Centre and scale the encoder's input, feature by feature.
+
+    This reparameterises the first layer only; the reconstruction objective
+    is measured by :class:`OutputLayer`, in the data's own units.
     """
 
     def __init__(self, center, scale):
@@ -168,9 +201,11 @@ def dense_encoder_decoder(
     output_activation,
     center,
     scale,
+    input_scales=None,
     encoder_outputs=None,
     dropout=0.0,
     batch_norm=False,
+    linear_shortcut=False,
 ):
     """A dense encoder and its mirrored decoder, both in the data's units.
 
@@ -182,12 +217,17 @@ def dense_encoder_decoder(
     activation, output_activation : str
     center : array of shape (n_features,)
     scale : float
-        The data's centre and common scale (see :class:`InputScaler`).
+        The data's centre and common scale (see :class:`OutputLayer`).
+    input_scales : float or array of shape (n_features,), default=None
+        What the encoder divides its centred input by; ``scale`` if None.
     encoder_outputs : int, default=None
         Width of the encoder's last layer when it is not ``n_components``
         (e.g. ``2 * n_components`` for a posterior's means and variances).
     dropout, batch_norm
         See :func:`dense_stack`.
+    linear_shortcut : bool, default=False
+        Add a linear path beside each of encoder and decoder
+        (:class:`LinearShortcut`), when there are hidden layers.
 
     Returns
     -------
@@ -206,11 +246,13 @@ def dense_encoder_decoder(
     encoder_sizes = (n_features, *hidden_layer_sizes, encoder_outputs or n_components)
     decoder_sizes = (n_components, *hidden_layer_sizes[::-1], n_features)
     layers = dict(dropout=dropout, batch_norm=batch_norm)
+    encoder_body = dense_stack(encoder_sizes, activation, **layers)
+    decoder_body = dense_stack(decoder_sizes, activation, **layers)
+    if linear_shortcut and hidden_layer_sizes:
+        encoder_body = LinearShortcut(encoder_body, encoder_sizes[0], encoder_sizes[-1])
+        decoder_body = LinearShortcut(decoder_body, decoder_sizes[0], decoder_sizes[-1])
     encoder = nn.Sequential(
-        InputScaler(center, scale), dense_stack(encoder_sizes, activation, **layers)
+        InputScaler(center, scale if input_scales is None else input_scales), encoder_body
     )
-    decoder = nn.Sequential(
-        dense_stack(decoder_sizes, activation, **layers),
-        OutputLayer(output_activation, center, scale),
-    )
+    decoder = nn.Sequential(decoder_body, OutputLayer(output_activation, center, scale))
     return encoder, decoder

@@ -73,7 +73,7 @@ def batch_bounds(n_samples, batch_size):
     starts = list(range(0, n_samples, batch_size))
     if len(starts) > 1 and n_samples - starts[-1] == 1:
         starts.pop()
-    return zip(starts, starts[1:] + [n_samples])
+    return zip(starts, starts[1:] + [n_samples], strict=True)
 
 
 class ConvergenceMonitor:

@@ -134,6 +134,7 @@ class VAETransformer(BaseAutoencoder):
         output_activation="linear",
         dropout=0.0,
         batch_norm=False,
+        linear_shortcut=True,
         likelihood="gaussian",
         beta=1.0,
         kl_warmup_epochs=0,
@@ -159,6 +160,7 @@ class VAETransformer(BaseAutoencoder):
         self.output_activation = output_activation
         self.dropout = dropout
         self.batch_norm = batch_norm
+        self.linear_shortcut = linear_shortcut
         self.likelihood = likelihood
         self.beta = beta
         self.kl_warmup_epochs = kl_warmup_epochs
@@ -182,12 +184,13 @@ class VAETransformer(BaseAutoencoder):
         if self.likelihood == "bernoulli":
             check_unit_interval(X, "likelihood='bernoulli'")
 
-    def _build_model(self, n_features, center, scale):
+    def _build_model(self, n_features, center, scale, input_scales):
         output = "sigmoid" if self.likelihood == "bernoulli" else self.output_activation
         encoder, decoder = self._encoder_decoder(
             n_features,
             center,
             scale,
+            input_scales,
             output_activation=output,
             code_outputs=2 * self.n_components,
         )

@@ -72,7 +72,7 @@ def save_embeddings(results, labels, path):
     except ImportError:
         return False
     fig, axes = plt.subplots(1, len(results), figsize=(5 * len(results), 4.5))
-    for ax, (name, r) in zip(np.atleast_1d(axes), results.items()):
+    for ax, (name, r) in zip(np.atleast_1d(axes), results.items(), strict=True):
         points = ax.scatter(*r["codes"].T, c=labels, cmap="tab10", s=6)
         ax.set_title(f"{name}: 5-NN accuracy {r['knn']:.2f}")
         ax.set_xticks([])
