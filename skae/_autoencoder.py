@@ -135,6 +135,8 @@ class AutoencoderTransformer(BaseAutoencoder):
         dropout=0.0,
         batch_norm=False,
         linear_shortcut=True,
+        noise=None,
+        noise_level=0.1,
         loss="mse",
         optimizer="adam",
         learning_rate=1e-3,
@@ -159,6 +161,8 @@ class AutoencoderTransformer(BaseAutoencoder):
         self.dropout = dropout
         self.batch_norm = batch_norm
         self.linear_shortcut = linear_shortcut
+        self.noise = noise
+        self.noise_level = noise_level
         self.loss = loss
         self.optimizer = optimizer
         self.learning_rate = learning_rate
@@ -191,4 +195,4 @@ class AutoencoderTransformer(BaseAutoencoder):
         encoder, decoder = self._encoder_decoder(
             n_features, center, scale, input_scales, output_activation=self.output_activation
         )
-        return AutoencoderModel(encoder, decoder, self.loss)
+        return AutoencoderModel(encoder, decoder, self.loss, **self._noise())

@@ -139,6 +139,8 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         "dropout": [Interval(numbers.Real, 0, 1, closed="left")],
         "batch_norm": ["boolean"],
         "linear_shortcut": ["boolean"],
+        "noise": [None, StrOptions({"gaussian", "masking"})],
+        "noise_level": [Interval(numbers.Real, 0, None, closed="left")],
         "optimizer": [StrOptions({"adam", "adamw", "sgd", "rmsprop"})],
         "learning_rate": [Interval(numbers.Real, 0, None, closed="neither")],
         "learning_rate_schedule": [StrOptions({"constant", "cosine"})],
@@ -337,6 +339,11 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         if model.output_layer.activation != "linear":
             decoder_weight = None
         start_linear_paths(model.encoder[-1], model.decoder[0], encoder_weight, decoder_weight)
+
+    def _noise(self):
+        if self.noise == "masking" and self.noise_level >= 1:
+            raise ValueError(f"noise='masking' needs noise_level < 1; got {self.noise_level}.")
+        return dict(noise=self.noise, noise_level=self.noise_level)
 
     def _architecture_params(self):
         names = (

@@ -32,12 +32,30 @@ _MIN_LOG_VARIANCE = 2 * math.log(1e-3)
 
 
 class ReconstructionModel(nn.Module):
-    """An encoder and a decoder whose last module is an ``OutputLayer``."""
+    """An encoder and a decoder whose last module is an ``OutputLayer``.
 
-    def __init__(self, encoder, decoder):
+    ``noise`` (None, "gaussian" or "masking") with ``noise_level`` corrupts
+    the encoder's input in training only; the loss still compares with the
+    clean input (a denoising autoencoder).
+    """
+
+    def __init__(self, encoder, decoder, noise=None, noise_level=0.0):
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder
+        self.noise = noise
+        self.noise_level = noise_level
+
+    def corrupt(self, x, generator):
+        """``x`` with training noise: Gaussian with std ``noise_level`` times the
+        data's scale, or a share ``noise_level`` of entries set to zero."""
+        if not self.training or self.noise is None or self.noise_level == 0:
+            return x
+        draw = torch.randn if self.noise == "gaussian" else torch.rand
+        values = draw(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        if self.noise == "gaussian":
+            return x + values * (self.noise_level * self.output_layer.scale)
+        return x * (values >= self.noise_level)
 
     @property
     def output_layer(self):
@@ -71,8 +89,8 @@ class AutoencoderModel(ReconstructionModel):
         user's units); ``"bce"`` is the mean binary cross-entropy.
     """
 
-    def __init__(self, encoder, decoder, loss):
-        super().__init__(encoder, decoder)
+    def __init__(self, encoder, decoder, loss, **noise):
+        super().__init__(encoder, decoder, **noise)
         self.loss = loss
 
     @property
@@ -81,7 +99,7 @@ class AutoencoderModel(ReconstructionModel):
 
     def sample_losses(self, x, generator=None):
         with drawing_from(self, generator):
-            logits = self.decoder_logits(self.encoder(x))
+            logits = self.decoder_logits(self.encoder(self.corrupt(x, generator)))
         if self.loss == "bce":
             return binary_cross_entropy(logits, x)
         return mean_squared_error(self.output_layer.residual(logits, x))
@@ -112,8 +130,8 @@ class VariationalModel(ReconstructionModel):
 
     loss_unit = 1.0
 
-    def __init__(self, encoder, decoder, likelihood, beta):
-        super().__init__(encoder, decoder)
+    def __init__(self, encoder, decoder, likelihood, beta, **noise):
+        super().__init__(encoder, decoder, **noise)
         self.likelihood = likelihood
         self.kl_weight = beta
         self.log_variance = nn.Parameter(torch.zeros(())) if likelihood == "gaussian" else None
@@ -144,7 +162,7 @@ class VariationalModel(ReconstructionModel):
 
     def sample_losses(self, x, generator=None):
         with drawing_from(self, generator):
-            mean, log_variance = self.posterior(x)
+            mean, log_variance = self.posterior(self.corrupt(x, generator))
             code, _ = self._draw(mean, log_variance, generator)
             logits = self.decoder_logits(code)
         kl = gaussian_kl_divergence(mean, log_variance)

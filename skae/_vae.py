@@ -8,7 +8,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import _SEED_LIMIT, BaseAutoencoder, check_unit_interval
-from ._compat import Interval, StrOptions, _fit_context
+from ._compat import Interval, StrOptions
 from ._models import VariationalModel
 
 
@@ -135,6 +135,8 @@ class VAETransformer(BaseAutoencoder):
         dropout=0.0,
         batch_norm=False,
         linear_shortcut=True,
+        noise=None,
+        noise_level=0.1,
         likelihood="gaussian",
         beta=1.0,
         kl_warmup_epochs=0,
@@ -161,6 +163,8 @@ class VAETransformer(BaseAutoencoder):
         self.dropout = dropout
         self.batch_norm = batch_norm
         self.linear_shortcut = linear_shortcut
+        self.noise = noise
+        self.noise_level = noise_level
         self.likelihood = likelihood
         self.beta = beta
         self.kl_warmup_epochs = kl_warmup_epochs
@@ -194,7 +198,9 @@ class VAETransformer(BaseAutoencoder):
             output_activation=output,
             code_outputs=2 * self.n_components,
         )
-        return VariationalModel(encoder, decoder, self.likelihood, self.beta)
+        return VariationalModel(
+            encoder, decoder, self.likelihood, self.beta, **self._noise()
+        )
 
     def _epoch_hook(self, epoch):
         weight = self.beta
@@ -305,18 +311,3 @@ class VAETransformer(BaseAutoencoder):
     def _generator(random_state, device):
         seed = int(check_random_state(random_state).randint(_SEED_LIMIT))
         return torch.Generator(device=device).manual_seed(seed)
-
-    @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None):
-        """Train the VAE on ``X``.
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-        y : ignored
-
-        Returns
-        -------
-        self : object
-        """
-        return self._fit(X, partial=False)

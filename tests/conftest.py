@@ -10,7 +10,7 @@ import pytest
 import torch
 from sklearn.datasets import load_digits
 
-from skae import AutoencoderTransformer
+from skae import AutoencoderTransformer, VAETransformer
 
 # Parameters that keep a fit to a few milliseconds; tests override what they probe.
 FAST_PARAMS = {
@@ -75,3 +75,24 @@ def small_X():
     X = np.random.RandomState(0).uniform(size=(60, 6))
     X[X < 1 / 3] = 0.0
     return X
+
+
+def fast_vae(**params):
+    """A VAETransformer with FAST_PARAMS, overridden by ``params``."""
+    return VAETransformer(**{**FAST_PARAMS, **params})
+
+
+@pytest.fixture(scope="session")
+def make_vae():
+    """Factory fixture: ``make_vae(beta=4.0)`` gives a fast VAETransformer."""
+    return fast_vae
+
+
+@pytest.fixture
+def digits_middle_X(_digits):
+    """The middle five pixel rows of the 200 digits: float64 of shape (200, 40) in [0, 1].
+
+    Narrower than ``digits_X`` so that the PCA behind each fit's start stays
+    cheap, yet real image data with structure to learn.
+    """
+    return _digits[0][:, 16:56].copy()

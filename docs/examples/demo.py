@@ -1,9 +1,10 @@
 """skae's main demo: PCA against autoencoders on scikit-learn's digits.
 
-Fits each reducer at 2 components on a training split and prints, for the
-test split, the reconstruction mean squared error, the 5-nearest-neighbour
-accuracy of the codes and the fit time. With matplotlib installed it also
-saves the 2-D embeddings side by side, coloured by digit.
+Fits PCA, AutoencoderTransformer and VAETransformer at 2 components on a
+training split and prints, for the test split, the reconstruction mean
+squared error, the 5-nearest-neighbour accuracy of the codes and the fit
+time. With matplotlib installed it also saves the 2-D embeddings side by
+side, coloured by digit, and a grid of digits sampled from the VAE's prior.
 
 Run it with ``make demo`` or ``python docs/examples/demo.py [--output DIR]``.
 """
@@ -20,7 +21,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.neighbors import KNeighborsClassifier
 
-from skae import AutoencoderTransformer
+from skae import AutoencoderTransformer, VAETransformer
 
 
 def reducers(n_components, random_state):
@@ -30,6 +31,7 @@ def reducers(n_components, random_state):
         "AutoencoderTransformer": AutoencoderTransformer(
             n_components=n_components, random_state=random_state
         ),
+        "VAETransformer": VAETransformer(n_components=n_components, random_state=random_state),
     }
 
 
@@ -62,25 +64,43 @@ def print_table(results):
         )
 
 
-def save_embeddings(results, labels, path):
-    """Save the 2-D codes side by side as a PNG; return False without matplotlib."""
+def pyplot():
+    """matplotlib.pyplot on a file-only backend, or None when not installed."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        return False
-    fig, axes = plt.subplots(1, len(results), figsize=(5 * len(results), 4.5))
+        return None
+    return plt
+
+
+def save_embeddings(plt, results, labels, path):
+    """Save the 2-D codes side by side as a PNG."""
+    fig, axes = plt.subplots(
+        1, len(results), figsize=(4.5 * len(results), 4.5), layout="constrained"
+    )
     for ax, (name, r) in zip(np.atleast_1d(axes), results.items(), strict=True):
         points = ax.scatter(*r["codes"].T, c=labels, cmap="tab10", s=6)
-        ax.set_title(f"{name}: 5-NN accuracy {r['knn']:.2f}")
+        ax.set_title(f"{name}\ntest 5-NN accuracy {r['knn']:.2f}")
         ax.set_xticks([])
         ax.set_yticks([])
     fig.colorbar(points, ax=axes, label="digit", ticks=range(10))
     fig.savefig(path, dpi=100)
     plt.close(fig)
-    return True
+
+
+def save_samples(plt, vae, path, n_rows=4, n_cols=8):
+    """Save a grid of images decoded from codes drawn from the VAE's prior."""
+    images = vae.sample(n_rows * n_cols, random_state=0).reshape(-1, 8, 8)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(n_cols, n_rows))
+    for ax, image in zip(axes.ravel(), images, strict=True):
+        ax.imshow(image, cmap="gray_r", vmin=0, vmax=16)
+        ax.axis("off")
+    fig.suptitle("VAETransformer: digits sampled from the prior")
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 def main(argv=None):
@@ -97,19 +117,24 @@ def main(argv=None):
         f"digits: {len(X_train)} training and {len(X_test)} test images of 64 "
         "raw pixels (0-16), reduced to 2 components\n"
     )
+    fitted = reducers(2, args.random_state)
     results = {
         name: evaluate(reducer, X_train, X_test, y_train, y_test)
-        for name, reducer in reducers(2, args.random_state).items()
+        for name, reducer in fitted.items()
     }
     print_table(results)
 
+    plt = pyplot()
+    if plt is None:
+        print("\nInstall matplotlib (pip install skae[plot]) to also save plots.")
+        return
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
-    png = output / "digits_embeddings.png"
-    if save_embeddings(results, y_test, png):
-        print(f"\nSaved the 2-D embeddings of the test images to {png.resolve()}")
-    else:
-        print("\nInstall matplotlib (pip install skae[plot]) to also save a plot.")
+    embeddings, samples = output / "digits_embeddings.png", output / "vae_samples.png"
+    save_embeddings(plt, results, y_test, embeddings)
+    save_samples(plt, fitted["VAETransformer"], samples)
+    print(f"\nSaved the 2-D embeddings of the test images to {embeddings.resolve()}")
+    print(f"Saved digits sampled from the VAE's prior to {samples.resolve()}")
 
 
 if __name__ == "__main__":
