@@ -108,6 +108,7 @@ def make_skae(X, device):
         n_components=N_COMPONENTS,
         hidden_layer_sizes=HIDDEN_LAYER_SIZES,
         output_activation="sigmoid",
+        linear_shortcut=False,  # the same network as the other rows
         batch_size=BATCH_SIZE,
         learning_rate=LEARNING_RATE,
         device=str(device),

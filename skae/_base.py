@@ -96,7 +96,7 @@ def whitened_pca(X, center, scale, input_scales, n_components, seed):
     n = min(n_components, *T.shape)
     encoder_weight = np.zeros((n_components, n_features))
     decoder_weight = np.zeros((n_features, n_components))
-    if T.shape[0] < 2:
+    if T.shape[0] < 2 or not np.any(T.var(axis=0) > 0):
         return encoder_weight, decoder_weight
     pca = PCA(n_components=n, svd_solver="full").fit(T)
     # Directions without variance (constant data) keep zero weights.
@@ -175,6 +175,10 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
     def _epoch_hook(self, epoch):
         """Called before each epoch of this call (e.g. for KL warm-up)."""
+
+    def _unmonitored_epochs(self):
+        """Epochs of this call whose loss must not decide when to stop."""
+        return 0
 
     # ----------------------------------------------------------- scikit-learn
 
@@ -262,6 +266,11 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         n_epochs = 1 if partial else self.max_epochs
         continuing = (partial or self.warm_start) and hasattr(self, "encoder_")
         X = self._validate(X, reset=not continuing)
+        if self.batch_norm and min(X.shape[0], self.batch_size) < 2:
+            raise ValueError(
+                "batch_norm=True needs batches of at least 2 samples; got "
+                f"{X.shape[0]} samples with batch_size={self.batch_size}."
+            )
         self._check_training_data(X)
         device = resolve_device(self.device)
         init_seed, shuffle_seed, noise_seed, split_seed = check_random_state(
@@ -297,6 +306,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             monitor=ConvergenceMonitor(self.tol, self.n_iter_no_change),
             validation_source=None if validation_X is None else RowSource(validation_X, device),
             validation_seed=int(split_seed),
+            unmonitored_epochs=self._unmonitored_epochs(),
             on_epoch=self._report_epoch,
             before_epoch=functools.partial(self._before_epoch, optimizer, n_epochs),
         )

@@ -205,6 +205,7 @@ def run_epochs(
     monitor,
     validation_source=None,
     validation_seed=0,
+    unmonitored_epochs=0,
     before_epoch=None,
     on_epoch=None,
 ):
@@ -213,7 +214,9 @@ def run_epochs(
     Stops early when ``monitor`` has seen no improvement of the monitored loss
     (the validation loss when ``validation_source`` is given, else the
     training loss). With a validation source the weights of the best epoch
-    are restored at the end.
+    are restored at the end. The first ``unmonitored_epochs`` epochs (while the
+    objective itself still changes, e.g. during a KL warm-up) neither count
+    towards stopping nor compete for the best weights.
 
     Returns
     -------
@@ -233,7 +236,9 @@ def run_epochs(
         if validation_source is not None:
             monitored = trainer.evaluate(validation_source, validation_seed)
             history["validation_loss"].append(monitored)
-        if monitor.update(monitored) and validation_source is not None:
+        if epoch < unmonitored_epochs:
+            pass
+        elif monitor.update(monitored) and validation_source is not None:
             best_state = snapshot(trainer.network)
         if on_epoch is not None:
             on_epoch(epoch, loss, history["validation_loss"], time.perf_counter() - started)

@@ -208,6 +208,9 @@ class VAETransformer(BaseAutoencoder):
             weight *= min(1.0, (self.n_iter_ + epoch + 1) / self.kl_warmup_epochs)
         self._network.kl_weight = weight
 
+    def _unmonitored_epochs(self):
+        return max(0, self.kl_warmup_epochs - self.n_iter_)
+
     def transform(self, X):
         """The mean of the posterior q(z | x) of each sample (deterministic).
 
@@ -275,7 +278,7 @@ class VAETransformer(BaseAutoencoder):
         log_likelihood : ndarray of shape (n_samples,)
         """
         check_is_fitted(self)
-        if not isinstance(n_draws, numbers.Integral) or n_draws < 1:
+        if isinstance(n_draws, bool) or not isinstance(n_draws, numbers.Integral) or n_draws < 1:
             raise ValueError(f"n_draws must be a positive integer; got {n_draws!r}.")
         X = self._validate(X, reset=False)
         return self._map(
@@ -301,7 +304,11 @@ class VAETransformer(BaseAutoencoder):
         X_new : ndarray of shape (n_samples, n_features_in_)
         """
         check_is_fitted(self)
-        if not isinstance(n_samples, numbers.Integral) or n_samples < 1:
+        if (
+            isinstance(n_samples, bool)
+            or not isinstance(n_samples, numbers.Integral)
+            or n_samples < 1
+        ):
             raise ValueError(f"n_samples must be a positive integer; got {n_samples!r}.")
         generator = self._generator(random_state, torch.device("cpu"))
         codes = torch.randn((n_samples, self._n_features_out), generator=generator)

@@ -885,3 +885,10 @@ def test_auto_device_picks_the_best_available(make_autoencoder, small_X):
 def test_package_exports():
     assert skae.AutoencoderTransformer is AutoencoderTransformer
     assert skae.DivergenceError is DivergenceError
+
+
+def test_batch_norm_needs_batches_of_two(make_autoencoder, small_X):
+    with pytest.raises(ValueError, match="batch_norm=True needs batches of at least 2"):
+        make_autoencoder(batch_norm=True).fit(small_X[:1])
+    with pytest.raises(ValueError, match="batch_size=1"):
+        make_autoencoder(batch_norm=True, batch_size=1).fit(small_X)

@@ -350,12 +350,6 @@ def test_constant_data_fits_without_nan(make_estimator):
     assert np.all(np.isfinite(estimator.score_samples(X)))
 
 
-@pytest.mark.xfail(
-    reason="BUG: whitened_pca runs sklearn PCA on zero-variance data, which leaks "
-    "'RuntimeWarning: invalid value encountered in divide' (explained_variance_ratio_) "
-    "to the user",
-    strict=True,
-)
 def test_constant_data_fits_without_runtime_warnings(make_autoencoder):
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
