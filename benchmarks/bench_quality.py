@@ -48,9 +48,11 @@ from _common import (
     mnist_split,
     progress,
 )
+from sklearn.datasets import load_wine
 from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.manifold import trustworthiness
+from sklearn.model_selection import train_test_split
 from sklearn.neighbors import KNeighborsClassifier
 
 from skae import AutoencoderTransformer, VAETransformer
@@ -62,8 +64,20 @@ N_NEIGHBORS = 5
 DATASETS = {
     "mnist": (mnist_split, (2, 10, 32)),
     "digits": (lambda data_home: digits_split(), (2, 10)),
+    "wine": (lambda data_home: wine_split(), (2,)),
 }
-NOTES = {"mnist": MNIST_NOTE, "digits": DIGITS_NOTE}
+WINE_NOTE = (
+    "wine: sklearn load_wine (178 samples, 13 raw features on very different "
+    "scales, not standardised), stratified 75/25 split, random_state=0."
+)
+NOTES = {"mnist": MNIST_NOTE, "digits": DIGITS_NOTE, "wine": WINE_NOTE}
+
+
+def wine_split():
+    """``X_train, X_test, y_train, y_test`` of the raw (unscaled) wine data."""
+    X, y = load_wine(return_X_y=True)
+    return train_test_split(X, y, test_size=0.25, stratify=y, random_state=SEED)
+
 COLUMNS = (
     ("dataset", "dataset"),
     ("k", "k"),
@@ -235,7 +249,7 @@ def parse_args(argv=None):
     parser.add_argument(
         "--datasets",
         default=",".join(DATASETS),
-        help="comma-separated subset of: mnist,digits (default: both)",
+        help="comma-separated subset of: mnist,digits,wine (default: all)",
     )
     parser.add_argument(
         "--ks",

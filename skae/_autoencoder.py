@@ -1,7 +1,9 @@
 """AutoencoderTransformer: a dense autoencoder as a drop-in for PCA."""
 
+import numbers
+
 from ._base import BaseAutoencoder, check_unit_interval
-from ._compat import StrOptions
+from ._compat import Interval, StrOptions
 from ._models import AutoencoderModel
 
 
@@ -36,6 +38,22 @@ class AutoencoderTransformer(BaseAutoencoder):
         Dropout probability after each hidden layer, in training only.
     batch_norm : bool, default=False
         Batch-normalise each hidden layer before its activation.
+    linear_shortcut : bool, default=True
+        Add a linear path beside the encoder's and the decoder's hidden
+        layers, initialised to a whitened PCA of the training data while the
+        hidden layers' contribution starts at zero: the untrained model is
+        PCA, and training adds the nonlinear part. Keeps the model at PCA's
+        level on nearly linear data.
+    noise : {None, "gaussian", "masking"}, default=None
+        Corrupt the encoder's input in training only (a denoising
+        autoencoder): Gaussian noise of standard deviation ``noise_level``
+        times the data's scale, or a share ``noise_level`` of entries set to
+        zero. The loss compares with the clean input; ``transform`` never
+        adds noise.
+    noise_level : float, default=0.1
+    sparsity : float, default=0.0
+        Weight of an L1 penalty on the code (mean absolute code value per
+        sample, added to the loss): higher values give sparser codes.
     loss : {"mse", "bce"}, default="mse"
         Reconstruction loss: mean squared error, or binary cross-entropy for
         data in [0, 1] (a ValueError otherwise).
@@ -44,6 +62,9 @@ class AutoencoderTransformer(BaseAutoencoder):
         Nesterov momentum 0.9.
     learning_rate : float, default=1e-3
         Step size of the optimiser.
+    learning_rate_schedule : {"constant", "cosine"}, default="constant"
+        ``"cosine"`` anneals the step size to zero over ``max_epochs`` (per
+        ``fit`` call).
     weight_decay : float, default=0.0
         L2 penalty (decoupled for ``"adamw"``).
     batch_size : int, default=256
@@ -121,6 +142,7 @@ class AutoencoderTransformer(BaseAutoencoder):
     _parameter_constraints = {
         **BaseAutoencoder._parameter_constraints,
         "loss": [StrOptions({"mse", "bce"})],
+        "sparsity": [Interval(numbers.Real, 0, None, closed="left")],
     }
 
     _model_params = ("loss",)
@@ -137,6 +159,7 @@ class AutoencoderTransformer(BaseAutoencoder):
         linear_shortcut=True,
         noise=None,
         noise_level=0.1,
+        sparsity=0.0,
         loss="mse",
         optimizer="adam",
         learning_rate=1e-3,
@@ -163,6 +186,7 @@ class AutoencoderTransformer(BaseAutoencoder):
         self.linear_shortcut = linear_shortcut
         self.noise = noise
         self.noise_level = noise_level
+        self.sparsity = sparsity
         self.loss = loss
         self.optimizer = optimizer
         self.learning_rate = learning_rate
@@ -195,4 +219,8 @@ class AutoencoderTransformer(BaseAutoencoder):
         encoder, decoder = self._encoder_decoder(
             n_features, center, scale, input_scales, output_activation=self.output_activation
         )
-        return AutoencoderModel(encoder, decoder, self.loss, **self._noise())
+        return AutoencoderModel(encoder, decoder, self.loss)
+
+    def _configure_model(self, model):
+        super()._configure_model(model)
+        model.sparsity = self.sparsity

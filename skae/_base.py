@@ -86,6 +86,8 @@ def whitened_pca(X, center, scale, input_scales, n_components, seed):
     -------
     encoder_weight : ndarray of shape (n_components, n_features)
     decoder_weight : ndarray of shape (n_features, n_components)
+    residual_variance : float
+        PCA's mean squared reconstruction error per feature, in that space.
     """
     n_samples, n_features = X.shape
     max_rows = max(100, (1 << 24) // n_features)
@@ -96,8 +98,9 @@ def whitened_pca(X, center, scale, input_scales, n_components, seed):
     n = min(n_components, *T.shape)
     encoder_weight = np.zeros((n_components, n_features))
     decoder_weight = np.zeros((n_features, n_components))
-    if T.shape[0] < 2 or not np.any(T.var(axis=0) > 0):
-        return encoder_weight, decoder_weight
+    variance = T.var(axis=0)
+    if T.shape[0] < 2 or not np.any(variance > 0):
+        return encoder_weight, decoder_weight, 1.0
     pca = PCA(n_components=n, svd_solver="full").fit(T)
     # Directions without variance (constant data) keep zero weights.
     n = int(np.sum(pca.explained_variance_ > 1e-12))
@@ -105,7 +108,9 @@ def whitened_pca(X, center, scale, input_scales, n_components, seed):
     components = pca.components_[:n]
     encoder_weight[:n] = components * (input_scales / scale) / spread[:, None]
     decoder_weight[:, :n] = components.T * spread
-    return encoder_weight, decoder_weight
+    explained = pca.explained_variance_[:n].sum() * (T.shape[0] - 1) / T.shape[0]
+    residual_variance = max(variance.sum() - explained, 0.0) / n_features
+    return encoder_weight, decoder_weight, residual_variance
 
 
 def check_unit_interval(X, what):
@@ -280,6 +285,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             self._check_architecture()
         else:
             self._initialize(X, init_seed)
+        self._configure_model(self._network)
         self._place(device)
 
         train_X, validation_X = X, None
@@ -339,7 +345,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
     def _start_from_pca(self, model, X, center, scale, input_scales, seed):
         """Start the linear paths as a whitened PCA (decoder too for a linear output)."""
-        encoder_weight, decoder_weight = whitened_pca(
+        encoder_weight, decoder_weight, residual_variance = whitened_pca(
             X, center, scale, input_scales, self.n_components, seed
         )
         n_outputs = model.encoder[-1].linear.out_features
@@ -349,11 +355,17 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         if model.output_layer.activation != "linear":
             decoder_weight = None
         start_linear_paths(model.encoder[-1], model.decoder[0], encoder_weight, decoder_weight)
+        model.started_from_pca(residual_variance)
 
-    def _noise(self):
+    def _configure_model(self, model):
+        """Copy the parameters that are not part of the network's shape into it.
+
+        Called at every fit, so ``set_params`` between warm-started fits
+        takes effect.
+        """
         if self.noise == "masking" and self.noise_level >= 1:
             raise ValueError(f"noise='masking' needs noise_level < 1; got {self.noise_level}.")
-        return dict(noise=self.noise, noise_level=self.noise_level)
+        model.noise, model.noise_level = self.noise, self.noise_level
 
     def _architecture_params(self):
         names = (

@@ -29,6 +29,8 @@ from ._networks import drawing_from
 # of the data's scale, so that a perfect fit of a constant feature cannot
 # drive the likelihood to infinity.
 _MIN_LOG_VARIANCE = 2 * math.log(1e-3)
+# Posterior standard deviation 0.1 at the start (the codes have unit variance).
+_INITIAL_LOG_VARIANCE = 2 * math.log(0.1)
 
 
 class ReconstructionModel(nn.Module):
@@ -61,6 +63,13 @@ class ReconstructionModel(nn.Module):
     def output_layer(self):
         return self.decoder[-1]
 
+    def started_from_pca(self, residual_variance):
+        """Called once the linear paths hold a PCA (see ``start_linear_paths``).
+
+        ``residual_variance`` is PCA's mean squared error per feature, in
+        units of the data's scale squared.
+        """
+
     def decoder_logits(self, code):
         """The decoder up to, not including, its output activation."""
         for layer in self.decoder[:-1]:
@@ -87,11 +96,14 @@ class AutoencoderModel(ReconstructionModel):
         ``"mse"`` is the mean squared error divided by the square of the
         data's scale (a constant, so the minimiser is the plain MSE in the
         user's units); ``"bce"`` is the mean binary cross-entropy.
+    sparsity : float
+        Weight of an L1 penalty on the code, in training.
     """
 
-    def __init__(self, encoder, decoder, loss, **noise):
+    def __init__(self, encoder, decoder, loss, sparsity=0.0, **noise):
         super().__init__(encoder, decoder, **noise)
         self.loss = loss
+        self.sparsity = sparsity
 
     @property
     def loss_unit(self):
@@ -99,10 +111,15 @@ class AutoencoderModel(ReconstructionModel):
 
     def sample_losses(self, x, generator=None):
         with drawing_from(self, generator):
-            logits = self.decoder_logits(self.encoder(self.corrupt(x, generator)))
+            code = self.encoder(self.corrupt(x, generator))
+            logits = self.decoder_logits(code)
         if self.loss == "bce":
-            return binary_cross_entropy(logits, x)
-        return mean_squared_error(self.output_layer.residual(logits, x))
+            losses = binary_cross_entropy(logits, x)
+        else:
+            losses = mean_squared_error(self.output_layer.residual(logits, x))
+        if self.sparsity:
+            losses = losses + self.sparsity * code.abs().mean(dim=1)
+        return losses
 
     def score_samples(self, x):
         """Minus the mean squared reconstruction error, in the data's units."""
@@ -135,6 +152,21 @@ class VariationalModel(ReconstructionModel):
         self.likelihood = likelihood
         self.kl_weight = beta
         self.log_variance = nn.Parameter(torch.zeros(())) if likelihood == "gaussian" else None
+
+    @torch.no_grad()
+    def started_from_pca(self, residual_variance):
+        """Start as a calibrated probabilistic PCA, so that training refines it.
+
+        The posteriors start narrow and the observation variance at PCA's
+        residual variance (its maximum-likelihood value). With a posterior as
+        wide as the prior and a unit observation variance, the KL term would
+        first pull every code to the prior and the decoder would learn to
+        ignore them (posterior collapse), worst on small datasets.
+        """
+        last = [m for m in self.encoder[-1].layers.modules() if isinstance(m, nn.Linear)][-1]
+        last.bias[last.out_features // 2 :] = _INITIAL_LOG_VARIANCE
+        if self.log_variance is not None:
+            self.log_variance.fill_(max(math.log(max(residual_variance, 1e-12)), _MIN_LOG_VARIANCE))
 
     def posterior(self, x):
         """Means and log-variances of q(z | x)."""

@@ -42,6 +42,12 @@ class VAETransformer(BaseAutoencoder):
         Dropout probability after each hidden layer, in training only.
     batch_norm : bool, default=False
         Batch-normalise each hidden layer before its activation.
+    linear_shortcut : bool, default=True
+        A linear path beside the hidden layers, started as a whitened PCA
+        (see :class:`AutoencoderTransformer`).
+    noise : {None, "gaussian", "masking"}, default=None
+        Corrupt the encoder's input in training only (a denoising VAE).
+    noise_level : float, default=0.1
     likelihood : {"gaussian", "bernoulli"}, default="gaussian"
         Observation model p(x | z). ``"gaussian"``: real-valued data; one
         observation variance, shared by all features and learned with the
@@ -59,6 +65,7 @@ class VAETransformer(BaseAutoencoder):
         ``beta`` over this many epochs, against posterior collapse.
     optimizer : {"adam", "adamw", "sgd", "rmsprop"}, default="adam"
     learning_rate : float, default=1e-3
+    learning_rate_schedule : {"constant", "cosine"}, default="constant"
     weight_decay : float, default=0.0
     batch_size : int, default=256
     max_epochs : int, default=100
@@ -198,9 +205,7 @@ class VAETransformer(BaseAutoencoder):
             output_activation=output,
             code_outputs=2 * self.n_components,
         )
-        return VariationalModel(
-            encoder, decoder, self.likelihood, self.beta, **self._noise()
-        )
+        return VariationalModel(encoder, decoder, self.likelihood, self.beta)
 
     def _epoch_hook(self, epoch):
         weight = self.beta

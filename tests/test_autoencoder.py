@@ -18,12 +18,12 @@ from sklearn.datasets import load_wine
 from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import GridSearchCV
+from sklearn.model_selection import GridSearchCV, train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 import skae
-from skae import AutoencoderTransformer, DivergenceError
+from skae import AutoencoderTransformer, DivergenceError, VAETransformer
 
 # Tiny fits rarely converge; tests that are about convergence record warnings themselves.
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -892,3 +892,32 @@ def test_batch_norm_needs_batches_of_two(make_autoencoder, small_X):
         make_autoencoder(batch_norm=True).fit(small_X[:1])
     with pytest.raises(ValueError, match="batch_size=1"):
         make_autoencoder(batch_norm=True, batch_size=1).fit(small_X)
+
+
+def test_sparsity_raises_the_share_of_near_zero_codes(make_autoencoder, digits_X):
+    def near_zero_share(sparsity):
+        ae = make_autoencoder(n_components=8, sparsity=sparsity, max_epochs=30)
+        codes = ae.fit(digits_X).transform(digits_X)
+        return np.mean(np.abs(codes) < 0.05 * np.abs(codes).max())
+
+    assert near_zero_share(1.0) > near_zero_share(0.0) + 0.1
+
+
+def test_changed_noise_takes_effect_on_warm_start(make_autoencoder, digits_X):
+    ae = make_autoencoder(warm_start=True).fit(digits_X)
+    ae.set_params(noise="masking", noise_level=0.5).fit(digits_X)
+    assert ae._network.noise == "masking" and ae._network.noise_level == 0.5
+
+
+@pytest.mark.parametrize("estimator_class", [AutoencoderTransformer, VAETransformer])
+def test_defaults_match_pca_on_raw_wine(estimator_class):
+    # Raw features on scales from 0.1 to 1000: no scaler in front, defaults only.
+    X, y = load_wine(return_X_y=True)
+    X_train, X_test = train_test_split(X, test_size=0.25, stratify=y, random_state=0)
+    pca = PCA(n_components=2).fit(X_train)
+    model = estimator_class(n_components=2, random_state=0, device="cpu").fit(X_train)
+
+    def test_mse(reducer):
+        return np.mean((reducer.inverse_transform(reducer.transform(X_test)) - X_test) ** 2)
+
+    assert test_mse(model) < 1.25 * test_mse(pca)

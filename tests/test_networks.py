@@ -251,7 +251,9 @@ def test_whitened_pca_gives_unit_variance_codes_that_reconstruct_like_pca(correl
     X = correlated_X
     center, scale, input_scales = data_scale(X)
 
-    encoder_weight, decoder_weight = whitened_pca(X, center, scale, input_scales, 2, seed=0)
+    encoder_weight, decoder_weight, residual = whitened_pca(
+        X, center, scale, input_scales, 2, seed=0
+    )
 
     assert encoder_weight.shape == (2, 6)
     assert decoder_weight.shape == (6, 2)
@@ -262,13 +264,14 @@ def test_whitened_pca_gives_unit_variance_codes_that_reconstruct_like_pca(correl
     pca = PCA(n_components=2).fit(X)
     # PCA in the scaled space is PCA in the data's units: one common scale.
     assert_allclose(reconstruction, pca.inverse_transform(pca.transform(X)), atol=1e-8)
+    assert_allclose(residual, np.mean(((reconstruction - X) / scale) ** 2), rtol=1e-8)
 
 
 def test_whitened_pca_leaves_codes_beyond_the_rank_at_zero(correlated_X):
     X = correlated_X[:, :2] @ np.array([[1.0, 0, 2, 1], [0, 1, 1, -1]])  # rank 2 in 4 features
     center, scale, input_scales = data_scale(X)
 
-    encoder_weight, decoder_weight = whitened_pca(X, center, scale, input_scales, 6, seed=0)
+    encoder_weight, decoder_weight, _ = whitened_pca(X, center, scale, input_scales, 6, seed=0)
 
     assert encoder_weight.shape == (6, 4)
     assert np.all(np.any(encoder_weight[:2] != 0, axis=1))
@@ -282,7 +285,7 @@ def test_whitened_pca_of_constant_data_is_zero(n_rows):
     X = np.full((n_rows, 4), 2.5)
     center, scale, input_scales = data_scale(X)
 
-    encoder_weight, decoder_weight = whitened_pca(X, center, scale, input_scales, 2, seed=0)
+    encoder_weight, decoder_weight, _ = whitened_pca(X, center, scale, input_scales, 2, seed=0)
 
     assert not np.any(encoder_weight)
     assert not np.any(decoder_weight)
