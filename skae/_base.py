@@ -469,7 +469,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                 "epochs while the loss was still improving; more epochs may give "
                 "a better model.",
                 ConvergenceWarning,
-                stacklevel=3,
+                stacklevel=5,
             )
 
     # ------------------------------------------------------------- inference

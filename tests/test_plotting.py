@@ -1,0 +1,75 @@
+"""skae.plotting, drawn headless with matplotlib's Agg backend."""
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+from sklearn.decomposition import PCA
+
+matplotlib = pytest.importorskip("matplotlib")
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+
+from skae import plotting  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+def test_plot_embedding_2d_has_one_scatter_per_label_and_a_legend(tmp_path):
+    Z = np.random.RandomState(0).normal(size=(30, 2))
+    y = np.repeat([0, 1, 2], 10)
+    ax = plotting.plot_embedding(Z, y)
+    assert len(ax.collections) == 3
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["0", "1", "2"]
+    assert_allclose(ax.collections[1].get_offsets(), Z[10:20])
+    ax.figure.savefig(tmp_path / "embedding.png")
+    assert (tmp_path / "embedding.png").stat().st_size > 0
+
+
+def test_plot_embedding_3d_and_continuous_labels():
+    Z = np.random.RandomState(0).normal(size=(40, 3))
+    ax = plotting.plot_embedding(Z, y=np.linspace(0, 1, 40))
+    assert ax.name == "3d"
+    assert len(ax.figure.axes) == 2  # the plot and its colour bar
+
+
+def test_plot_embedding_rejects_other_widths():
+    with pytest.raises(ValueError, match="2 or 3 columns"):
+        plotting.plot_embedding(np.zeros((5, 4)))
+
+
+def test_plot_reconstructions_shows_originals_over_reconstructions(make_autoencoder, digits_X):
+    ae = make_autoencoder().fit(digits_X)
+    fig = plotting.plot_reconstructions(ae, digits_X, (8, 8), n=5)
+    axes = np.array(fig.axes).reshape(2, 5)
+    assert_allclose(axes[0, 2].images[0].get_array(), digits_X[2].reshape(8, 8))
+    reconstruction = ae.inverse_transform(ae.transform(digits_X[:5]))
+    assert_allclose(axes[1, 2].images[0].get_array(), reconstruction[2].reshape(8, 8))
+
+
+def test_plot_samples_draws_reproducible_prior_samples(make_vae, digits_X):
+    vae = make_vae().fit(digits_X)
+    fig = plotting.plot_samples(vae, (8, 8), n=7, random_state=0)
+    expected = vae.sample(7, random_state=0)
+    assert len(fig.axes) == 9  # a 3x3 grid, the last two blank
+    assert not np.any(fig.axes[8].images[0].get_array())
+    assert_allclose(fig.axes[4].images[0].get_array(), expected[4].reshape(8, 8))
+
+
+def test_plot_loss_curve_plots_training_and_validation(make_autoencoder, digits_X):
+    ae = make_autoencoder(early_stopping=True, max_epochs=4).fit(digits_X)
+    ax = plotting.plot_loss_curve(ae)
+    training, validation = ax.get_lines()
+    assert_allclose(training.get_ydata(), ae.loss_curve_)
+    assert_allclose(validation.get_ydata(), ae.validation_loss_curve_)
+
+
+def test_plot_reconstruction_curve_matches_pca_explained_variance(digits_X):
+    ax = plotting.plot_reconstruction_curve(digits_X, n_components=(2, 5))
+    (line,) = ax.get_lines()
+    expected = [PCA(k).fit(digits_X).explained_variance_ratio_.sum() for k in (2, 5)]
+    assert_allclose(line.get_ydata(), expected, rtol=1e-6)
