@@ -144,6 +144,9 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         "dropout": [Interval(numbers.Real, 0, 1, closed="left")],
         "batch_norm": ["boolean"],
         "linear_shortcut": ["boolean"],
+        "architecture": [StrOptions({"dense", "conv"})],
+        "input_shape": [None, "array-like"],
+        "conv_channels": ["array-like"],
         "noise": [None, StrOptions({"gaussian", "masking"})],
         "noise_level": [Interval(numbers.Real, 0, None, closed="left")],
         "optimizer": [StrOptions({"adam", "adamw", "sgd", "rmsprop"})],
@@ -219,7 +222,34 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             dropout=self.dropout,
             batch_norm=self.batch_norm,
             linear_shortcut=self.linear_shortcut,
+            conv=self._conv_spec(n_features),
         )
+
+    def _conv_spec(self, n_features):
+        """``(input_shape, channels)`` for ``architecture="conv"``, else None."""
+        if self.architecture == "dense":
+            return None
+        shape = self.input_shape
+        if (
+            shape is None
+            or len(shape) != 3
+            or not all(isinstance(n, numbers.Integral) and n >= 1 for n in shape)
+        ):
+            raise ValueError(
+                "architecture='conv' needs input_shape=(channels, height, width) of "
+                f"positive integers; got input_shape={shape!r}."
+            )
+        if math.prod(shape) != n_features:
+            raise ValueError(
+                f"input_shape={tuple(shape)} holds {math.prod(shape)} values per image, "
+                f"but X has {n_features} features."
+            )
+        channels = tuple(self.conv_channels)
+        if not channels or not all(isinstance(c, numbers.Integral) and c >= 1 for c in channels):
+            raise ValueError(
+                f"conv_channels must be positive integers; got {self.conv_channels!r}."
+            )
+        return tuple(int(n) for n in shape), tuple(int(c) for c in channels)
 
     def _validate(self, X, reset):
         return validate_data(
@@ -328,7 +358,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         with torch.random.fork_rng(devices=[]):
             model = self._build_model(X.shape[1], center, scale, input_scales).float()
         reset_parameters(model, torch.Generator().manual_seed(int(seed)))
-        if self.linear_shortcut and self._hidden_layer_sizes():
+        if self.linear_shortcut and (self._hidden_layer_sizes() or self.architecture == "conv"):
             self._start_from_pca(model, X, center, scale, input_scales, int(seed))
         self._architecture = self._architecture_params()
         self._network = model
@@ -375,9 +405,11 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             "dropout",
             "batch_norm",
             "linear_shortcut",
+            "architecture",
         )
         params = {name: getattr(self, name) for name in names + self._model_params}
         params["hidden_layer_sizes"] = self._hidden_layer_sizes()
+        params["conv"] = self._conv_spec(self.n_features_in_)
         return params
 
     def _check_architecture(self):

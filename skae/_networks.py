@@ -137,7 +137,8 @@ def start_linear_paths(encoder_body, decoder_body, encoder_weight, decoder_weigh
     for body, weight in ((encoder_body, encoder_weight), (decoder_body, decoder_weight)):
         if weight is not None:
             body.linear.weight.copy_(torch.as_tensor(weight, dtype=body.linear.weight.dtype))
-        last = [m for m in body.layers.modules() if isinstance(m, nn.Linear)][-1]
+        weighted = (nn.Linear, nn.modules.conv._ConvNd)
+        last = [m for m in body.layers.modules() if isinstance(m, weighted)][-1]
         last.weight.zero_()
         last.bias.zero_()
 
@@ -192,6 +193,84 @@ class OutputLayer(nn.Module):
         return (self(logits) - x) / self.scale
 
 
+def _conv_block(layer, n_channels, activation, batch_norm):
+    norm = [nn.BatchNorm2d(n_channels)] if batch_norm else []
+    return [layer, *norm, ACTIVATIONS[activation]()]
+
+
+def conv_output_shape(input_shape, channels):
+    """Shape (channels, height, width) after the encoder's stride-2 convolutions."""
+    _, height, width = input_shape
+    for _ in channels:
+        height, width = (height + 1) // 2, (width + 1) // 2
+    return (channels[-1] if channels else input_shape[0], height, width)
+
+
+class ConvEncoderBody(nn.Module):
+    """Flat images to a code: stride-2 3x3 convolutions, then dense layers.
+
+    Parameters
+    ----------
+    input_shape : tuple (channels, height, width)
+    channels : tuple of int
+        Output channels of each convolution; each halves height and width
+        (rounding up).
+    dense_sizes : tuple of int
+        Widths of the dense layers after flattening, ending with the code.
+    """
+
+    def __init__(self, input_shape, channels, dense_sizes, activation, dropout, batch_norm):
+        super().__init__()
+        self.input_shape = tuple(input_shape)
+        layers, n_in = [], input_shape[0]
+        for n_out in channels:
+            conv = nn.Conv2d(n_in, n_out, 3, stride=2, padding=1)
+            layers += _conv_block(conv, n_out, activation, batch_norm)
+            n_in = n_out
+        self.convs = nn.Sequential(*layers)
+        n_flat = math.prod(conv_output_shape(input_shape, channels))
+        self.dense = dense_stack(
+            (n_flat, *dense_sizes), activation, dropout=dropout, batch_norm=batch_norm
+        )
+
+    def forward(self, x):
+        return self.dense(self.convs(x.reshape(-1, *self.input_shape)).flatten(1))
+
+
+class ConvDecoderBody(nn.Module):
+    """A code back to flat images, mirroring :class:`ConvEncoderBody`.
+
+    Dense layers up to the encoder's last feature map, then stride-2
+    transposed convolutions that double height and width; the result is
+    cropped to the input's exact height and width (odd sizes included).
+    """
+
+    def __init__(self, input_shape, channels, dense_sizes, activation, dropout, batch_norm):
+        super().__init__()
+        self.input_shape = tuple(input_shape)
+        self.feature_shape = conv_output_shape(input_shape, channels)
+        self.dense = dense_stack(
+            (*dense_sizes, math.prod(self.feature_shape)),
+            activation,
+            activate_last=True,
+            dropout=dropout,
+            batch_norm=batch_norm,
+        )
+        layers, outputs = [], [*channels[-2::-1], input_shape[0]]
+        n_in = self.feature_shape[0]
+        for i, n_out in enumerate(outputs):
+            deconv = nn.ConvTranspose2d(n_in, n_out, 3, stride=2, padding=1, output_padding=1)
+            last = i == len(outputs) - 1
+            layers += [deconv] if last else _conv_block(deconv, n_out, activation, batch_norm)
+            n_in = n_out
+        self.deconvs = nn.Sequential(*layers)
+
+    def forward(self, code):
+        maps = self.deconvs(self.dense(code).reshape(-1, *self.feature_shape))
+        _, height, width = self.input_shape
+        return maps[:, :, :height, :width].flatten(1)
+
+
 def dense_encoder_decoder(
     n_features,
     hidden_layer_sizes,
@@ -206,8 +285,9 @@ def dense_encoder_decoder(
     dropout=0.0,
     batch_norm=False,
     linear_shortcut=False,
+    conv=None,
 ):
-    """A dense encoder and its mirrored decoder, both in the data's units.
+    """An encoder and its mirrored decoder, both in the data's units.
 
     Parameters
     ----------
@@ -228,6 +308,11 @@ def dense_encoder_decoder(
     linear_shortcut : bool, default=False
         Add a linear path beside each of encoder and decoder
         (:class:`LinearShortcut`), when there are hidden layers.
+    conv : tuple (input_shape, channels), default=None
+        Convolutional bodies (:class:`ConvEncoderBody`,
+        :class:`ConvDecoderBody`) for flat images of ``input_shape``, with
+        ``hidden_layer_sizes`` as the dense layers between the last feature
+        map and the code.
 
     Returns
     -------
@@ -246,9 +331,18 @@ def dense_encoder_decoder(
     encoder_sizes = (n_features, *hidden_layer_sizes, encoder_outputs or n_components)
     decoder_sizes = (n_components, *hidden_layer_sizes[::-1], n_features)
     layers = dict(dropout=dropout, batch_norm=batch_norm)
-    encoder_body = dense_stack(encoder_sizes, activation, **layers)
-    decoder_body = dense_stack(decoder_sizes, activation, **layers)
-    if linear_shortcut and hidden_layer_sizes:
+    if conv is None:
+        encoder_body = dense_stack(encoder_sizes, activation, **layers)
+        decoder_body = dense_stack(decoder_sizes, activation, **layers)
+    else:
+        input_shape, channels = conv
+        encoder_body = ConvEncoderBody(
+            input_shape, channels, encoder_sizes[1:], activation, **layers
+        )
+        decoder_body = ConvDecoderBody(
+            input_shape, channels, decoder_sizes[:-1], activation, **layers
+        )
+    if linear_shortcut and (hidden_layer_sizes or conv is not None):
         encoder_body = LinearShortcut(encoder_body, encoder_sizes[0], encoder_sizes[-1])
         decoder_body = LinearShortcut(decoder_body, decoder_sizes[0], decoder_sizes[-1])
     encoder = nn.Sequential(

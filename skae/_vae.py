@@ -45,6 +45,17 @@ class VAETransformer(BaseAutoencoder):
     linear_shortcut : bool, default=True
         A linear path beside the hidden layers, started as a whitened PCA
         (see :class:`AutoencoderTransformer`).
+    architecture : {"dense", "conv"}, default="dense"
+        ``"conv"``: for images flattened to rows of ``X`` (so the estimator
+        still fits any Pipeline), stride-2 3x3 convolutions with
+        ``conv_channels`` down, the dense ``hidden_layer_sizes`` to the code,
+        and transposed convolutions back up, cropped to ``input_shape``
+        exactly (odd sizes work).
+    input_shape : tuple (channels, height, width), default=None
+        Shape of one image, required with ``architecture="conv"``; its
+        product must equal the number of features (a ValueError otherwise).
+    conv_channels : tuple of int, default=(32, 64)
+        Output channels of each convolution; each halves height and width.
     noise : {None, "gaussian", "masking"}, default=None
         Corrupt the encoder's input in training only (a denoising VAE).
     noise_level : float, default=0.1
@@ -142,6 +153,9 @@ class VAETransformer(BaseAutoencoder):
         dropout=0.0,
         batch_norm=False,
         linear_shortcut=True,
+        architecture="dense",
+        input_shape=None,
+        conv_channels=(32, 64),
         noise=None,
         noise_level=0.1,
         likelihood="gaussian",
@@ -170,6 +184,9 @@ class VAETransformer(BaseAutoencoder):
         self.dropout = dropout
         self.batch_norm = batch_norm
         self.linear_shortcut = linear_shortcut
+        self.architecture = architecture
+        self.input_shape = input_shape
+        self.conv_channels = conv_channels
         self.noise = noise
         self.noise_level = noise_level
         self.likelihood = likelihood
