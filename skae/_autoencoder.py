@@ -75,7 +75,7 @@ class AutoencoderTransformer(BaseAutoencoder):
         Step size of the optimiser.
     learning_rate_schedule : {"constant", "cosine"}, default="constant"
         ``"cosine"`` anneals the step size to zero over ``max_epochs`` (per
-        ``fit`` call).
+        ``fit`` call; ``partial_fit`` always uses ``learning_rate``).
     weight_decay : float, default=0.0
         L2 penalty (decoupled for ``"adamw"``).
     batch_size : int, default=256
@@ -101,7 +101,8 @@ class AutoencoderTransformer(BaseAutoencoder):
     precision : {"float32", "tf32", "bf16"}, default="float32"
         Arithmetic of training: ``"bf16"`` autocasts to bfloat16; ``"tf32"``
         lets CUDA matmuls use TensorFloat-32 (no effect on other devices).
-        ``transform`` always computes in float32.
+        ``transform`` computes in the precision of its input (float32, or
+        a float64 copy of the network for float64 input).
     random_state : int, RandomState instance or None, default=None
         Seeds the initial weights, the shuffling, the validation split and
         any noise, through private generators (global seeds are untouched).

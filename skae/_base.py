@@ -33,7 +33,13 @@ from ._networks import (
     reset_parameters,
     start_linear_paths,
 )
-from ._training import ConvergenceMonitor, Trainer, make_optimizer, run_epochs
+from ._training import (
+    ConvergenceMonitor,
+    DivergenceError,
+    Trainer,
+    make_optimizer,
+    run_epochs,
+)
 
 _SEED_LIMIT = np.iinfo(np.int32).max
 
@@ -42,6 +48,17 @@ _SEED_LIMIT = np.iinfo(np.int32).max
 # by that share instead of their own spread, so near-constant features (the
 # border pixels of digit images) are not blown up at the encoder's input.
 INPUT_SCALE_FLOOR = 0.1
+
+
+def seeds(random_state, n):
+    """``n`` integer seeds drawn from ``random_state``.
+
+    ``None`` draws fresh entropy from the operating system instead of
+    numpy's global RNG, so fitting never changes the user's random state.
+    """
+    if random_state is None:
+        return np.random.default_rng().integers(_SEED_LIMIT, size=n)
+    return check_random_state(random_state).randint(_SEED_LIMIT, size=n)
 
 
 def data_scale(X):
@@ -295,22 +312,47 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         return self._fit(X, partial=True)
 
     def _fit(self, X, *, partial):
-        """Validate, build or reuse the model, and train it."""
+        """Validate, build or reuse the model, and train it.
+
+        A fit that fails leaves no half-fitted model behind: a new fit that
+        raises, or any fit that diverges (its weights are NaN), leaves the
+        estimator unfitted; a continued fit that fails its checks leaves the
+        previous model as it was.
+        """
+        continuing = (partial or self.warm_start) and hasattr(self, "encoder_")
+        try:
+            return self._train(X, partial=partial, continuing=continuing)
+        except DivergenceError:
+            self._discard_fit()
+            raise
+        except BaseException:
+            if not continuing:
+                self._discard_fit()
+            raise
+
+    _FITTED_PRIVATE = (
+        "_network",
+        "_optimizer",
+        "_optimizer_state",
+        "_optimizer_name",
+        "_architecture",
+        "_n_features_out",
+    )
+
+    def _discard_fit(self):
+        for name in list(vars(self)):
+            fitted = name.endswith("_") and not name.startswith("__")
+            if fitted or name in self._FITTED_PRIVATE:
+                delattr(self, name)
+
+    def _train(self, X, *, partial, continuing):
         self._hidden_layer_sizes()
         self._check_params()
         n_epochs = 1 if partial else self.max_epochs
-        continuing = (partial or self.warm_start) and hasattr(self, "encoder_")
         X = self._validate(X, reset=not continuing)
-        if self.batch_norm and min(X.shape[0], self.batch_size) < 2:
-            raise ValueError(
-                "batch_norm=True needs batches of at least 2 samples; got "
-                f"{X.shape[0]} samples with batch_size={self.batch_size}."
-            )
         self._check_training_data(X)
         device = resolve_device(self.device)
-        init_seed, shuffle_seed, noise_seed, split_seed = check_random_state(
-            self.random_state
-        ).randint(_SEED_LIMIT, size=4)
+        init_seed, shuffle_seed, noise_seed, split_seed = seeds(self.random_state, 4)
         if continuing:
             self._check_architecture()
         else:
@@ -321,7 +363,13 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         train_X, validation_X = X, None
         if self.early_stopping:
             train_X, validation_X = self._split(X, split_seed)
+        if self.batch_norm and min(train_X.shape[0], self.batch_size) < 2:
+            raise ValueError(
+                "batch_norm=True needs batches of at least 2 samples; got "
+                f"{train_X.shape[0]} training samples with batch_size={self.batch_size}."
+            )
         optimizer = self._make_optimizer(device)
+        unmonitored = self._unmonitored_epochs()
         trainer = Trainer(
             self._network,
             optimizer,
@@ -342,12 +390,12 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             monitor=ConvergenceMonitor(self.tol, self.n_iter_no_change),
             validation_source=None if validation_X is None else RowSource(validation_X, device),
             validation_seed=int(split_seed),
-            unmonitored_epochs=self._unmonitored_epochs(),
+            unmonitored_epochs=unmonitored,
             on_epoch=self._report_epoch,
             before_epoch=functools.partial(self._before_epoch, optimizer, n_epochs),
         )
         self._network.eval()
-        self._record(history, warn=not partial)
+        self._record(history, warn=not partial, unmonitored=unmonitored)
         return self
 
     def _initialize(self, X, seed):
@@ -486,13 +534,15 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             line += f", validation loss {validation_losses[-1] * unit:.6g}"
         print(f"{line}, {seconds:.2f} s", flush=True)
 
-    def _record(self, history, warn):
+    def _record(self, history, warn, unmonitored=0):
         unit = self._network.loss_unit
         self.loss_curve_.extend(loss * unit for loss in history["loss"])
         if history["validation_loss"]:
             self.validation_loss_curve_ = list(self.validation_loss_curve_ or [])
             self.validation_loss_curve_.extend(loss * unit for loss in history["validation_loss"])
         monitored = history["validation_loss"] or history["loss"]
+        # Losses of warm-up epochs measure another objective.
+        monitored = monitored[unmonitored:] or monitored
         self.best_loss_ = min(monitored) * unit
         self.n_iter_ += len(history["loss"])
         if warn and not history["converged"]:
@@ -506,7 +556,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
     # ------------------------------------------------------------- inference
 
-    def _map(self, method, X, n_outputs, *, dtype=None, **kwargs):
+    def _map(self, method, X, n_outputs, *, dtype=None, rows_per_block=None, **kwargs):
         """Apply the model's ``method`` to ``X`` in large blocks, without gradients.
 
         The model computes in the precision of ``X``: float64 input gets a
@@ -520,7 +570,13 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         function = functools.partial(getattr(network, method), **kwargs)
         with torch.inference_mode():
             return map_rows(
-                function, X, self.device_, n_outputs, dtype or X.dtype, compute_dtype
+                function,
+                X,
+                self.device_,
+                n_outputs,
+                dtype or X.dtype,
+                compute_dtype,
+                rows_per_block=rows_per_block,
             )
 
     def transform(self, X):

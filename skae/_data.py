@@ -83,7 +83,9 @@ class RowSource:
         return rows_to_tensor(self._sparse[index.numpy()], self.device)
 
 
-def map_rows(function, X, device, n_outputs, dtype, compute_dtype=torch.float32):
+def map_rows(
+    function, X, device, n_outputs, dtype, compute_dtype=torch.float32, rows_per_block=None
+):
     """Apply ``function`` to ``X`` block by block and gather the results.
 
     Parameters
@@ -96,6 +98,8 @@ def map_rows(function, X, device, n_outputs, dtype, compute_dtype=torch.float32)
     n_outputs : int or None
     dtype : numpy dtype of the result
     compute_dtype : torch dtype the rows are converted to
+    rows_per_block : int, default=None
+        Rows per block; by default about 16 MB of input or output per block.
 
     Returns
     -------
@@ -103,7 +107,7 @@ def map_rows(function, X, device, n_outputs, dtype, compute_dtype=torch.float32)
     """
     shape = (X.shape[0],) if n_outputs is None else (X.shape[0], n_outputs)
     out = np.empty(shape, dtype=dtype)
-    step = block_rows(max(X.shape[1], n_outputs or 1))
+    step = rows_per_block or block_rows(max(X.shape[1], n_outputs or 1))
     for start in range(0, X.shape[0], step):
         block = rows_to_tensor(X[start : start + step], device, compute_dtype)
         out[start : start + step] = function(block).cpu().numpy()

@@ -33,6 +33,11 @@ _MIN_LOG_VARIANCE = 2 * math.log(1e-3)
 _INITIAL_LOG_VARIANCE = 2 * math.log(0.1)
 
 
+def full_precision(values):
+    """``values`` as float32 when autocast made them half precision, else as they are."""
+    return values.float() if values.dtype in (torch.bfloat16, torch.float16) else values
+
+
 class ReconstructionModel(nn.Module):
     """An encoder and a decoder whose last module is an ``OutputLayer``.
 
@@ -71,10 +76,14 @@ class ReconstructionModel(nn.Module):
         """
 
     def decoder_logits(self, code):
-        """The decoder up to, not including, its output activation."""
+        """The decoder up to, not including, its output activation, in float32.
+
+        Under bf16 autocast the layers run in bf16; the loss terms that follow
+        are computed from float32 values.
+        """
         for layer in self.decoder[:-1]:
             code = layer(code)
-        return code
+        return full_precision(code)
 
     def encode(self, x):
         return self.encoder(x)
@@ -111,7 +120,7 @@ class AutoencoderModel(ReconstructionModel):
 
     def sample_losses(self, x, generator=None):
         with drawing_from(self, generator):
-            code = self.encoder(self.corrupt(x, generator))
+            code = full_precision(self.encoder(self.corrupt(x, generator)))
             logits = self.decoder_logits(code)
         if self.loss == "bce":
             losses = binary_cross_entropy(logits, x)
@@ -170,7 +179,7 @@ class VariationalModel(ReconstructionModel):
 
     def posterior(self, x):
         """Means and log-variances of q(z | x)."""
-        mean, log_variance = self.encoder(x).chunk(2, dim=1)
+        mean, log_variance = full_precision(self.encoder(x)).chunk(2, dim=1)
         return mean, log_variance
 
     def encode(self, x):

@@ -55,12 +55,17 @@ def precision_context(precision, device):
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16):
             yield
     elif precision == "tf32" and device.type == "cuda":
-        previous = torch.backends.cuda.matmul.allow_tf32
-        torch.backends.cuda.matmul.allow_tf32 = True
+        # torch >= 2.9 has fp32_precision and refuses the legacy flag once a
+        # user has set the new one; older releases only have allow_tf32.
+        matmul = torch.backends.cuda.matmul
+        new_api = hasattr(matmul, "fp32_precision")
+        name, value = ("fp32_precision", "tf32") if new_api else ("allow_tf32", True)
+        previous = getattr(matmul, name)
+        setattr(matmul, name, value)
         try:
             yield
         finally:
-            torch.backends.cuda.matmul.allow_tf32 = previous
+            setattr(matmul, name, previous)
     else:
         yield
 

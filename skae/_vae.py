@@ -4,11 +4,11 @@ import numbers
 
 import numpy as np
 import torch
-from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import _SEED_LIMIT, BaseAutoencoder, check_unit_interval
+from ._base import BaseAutoencoder, check_unit_interval, seeds
 from ._compat import Interval, StrOptions
+from ._data import block_rows
 from ._models import VariationalModel
 
 
@@ -308,6 +308,7 @@ class VAETransformer(BaseAutoencoder):
             X,
             None,
             dtype=np.float64,
+            rows_per_block=block_rows(X.shape[1] * min(n_draws, 50)),
             n_draws=n_draws,
             generator=self._generator(random_state, self.device_),
         )
@@ -338,5 +339,4 @@ class VAETransformer(BaseAutoencoder):
 
     @staticmethod
     def _generator(random_state, device):
-        seed = int(check_random_state(random_state).randint(_SEED_LIMIT))
-        return torch.Generator(device=device).manual_seed(seed)
+        return torch.Generator(device=device).manual_seed(int(seeds(random_state, 1)[0]))

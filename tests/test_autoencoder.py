@@ -921,3 +921,42 @@ def test_defaults_match_pca_on_raw_wine(estimator_class):
         return np.mean((reducer.inverse_transform(reducer.transform(X_test)) - X_test) ** 2)
 
     assert test_mse(model) < 1.25 * test_mse(pca)
+
+
+def test_divergence_leaves_the_estimator_unfitted(small_X):
+    ae = AutoencoderTransformer(
+        hidden_layer_sizes=(8,), optimizer="sgd", learning_rate=1e30, max_epochs=3, device="cpu"
+    )
+    with pytest.raises(DivergenceError):
+        ae.fit(small_X * 1e6)
+    with pytest.raises(NotFittedError):
+        ae.transform(small_X)
+
+
+def test_a_failed_continued_fit_keeps_the_previous_model(make_autoencoder, small_X):
+    ae = make_autoencoder(max_epochs=4).fit(small_X)
+    codes = ae.transform(small_X)
+    ae.set_params(warm_start=True, early_stopping=True, validation_fraction=0.001)
+    with pytest.raises(ValueError, match="validation"):
+        ae.fit(small_X)
+    assert ae.n_iter_ == 4
+    assert_array_equal(ae.transform(small_X), codes)
+
+
+def test_a_failed_new_fit_does_not_leave_a_mismatched_model(small_X):
+    ae = AutoencoderTransformer(
+        hidden_layer_sizes=(8,), loss="bce", output_activation="sigmoid", max_epochs=2
+    ).fit(small_X)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        ae.fit(small_X[:, :3] + 5)
+    with pytest.raises(NotFittedError):
+        ae.transform(small_X)
+
+
+def test_random_state_none_leaves_numpy_global_rng_alone(make_autoencoder, small_X):
+    # The test is about numpy's legacy global RNG, so it uses it on purpose.
+    np.random.seed(0)  # noqa: NPY002
+    expected = np.random.rand()  # noqa: NPY002
+    np.random.seed(0)  # noqa: NPY002
+    make_autoencoder(random_state=None).fit(small_X)
+    assert np.random.rand() == expected  # noqa: NPY002

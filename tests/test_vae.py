@@ -544,3 +544,14 @@ def test_cuda_sample_and_iwae_are_reproducible(make_vae, digits_middle_X):
         vae.iwae_log_likelihood(digits_middle_X, n_draws=4, random_state=0),
         vae.iwae_log_likelihood(digits_middle_X, n_draws=4, random_state=0),
     )
+
+
+def test_best_loss_ignores_kl_warmup_epochs(make_vae, digits_X):
+    vae = make_vae(kl_warmup_epochs=4, max_epochs=6, n_iter_no_change=100).fit(digits_X)
+    assert vae.best_loss_ == pytest.approx(min(vae.loss_curve_[4:]))
+
+
+def test_bf16_training_keeps_the_loss_close_to_float32(make_vae, digits_X):
+    full = make_vae(max_epochs=1).fit(digits_X)
+    half = make_vae(max_epochs=1, precision="bf16").fit(digits_X)
+    assert half.loss_curve_[0] == pytest.approx(full.loss_curve_[0], rel=0.05)
