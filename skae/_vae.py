@@ -46,16 +46,10 @@ class VAETransformer(BaseAutoencoder):
         A linear path beside the hidden layers, started as a whitened PCA
         (see :class:`AutoencoderTransformer`).
     architecture : {"dense", "conv"}, default="dense"
-        ``"conv"``: for images flattened to rows of ``X`` (so the estimator
-        still fits any Pipeline), stride-2 3x3 convolutions with
-        ``conv_channels`` down, the dense ``hidden_layer_sizes`` to the code,
-        and transposed convolutions back up, cropped to ``input_shape``
-        exactly (odd sizes work).
     input_shape : tuple (channels, height, width), default=None
-        Shape of one image, required with ``architecture="conv"``; its
-        product must equal the number of features (a ValueError otherwise).
     conv_channels : tuple of int, default=(32, 64)
-        Output channels of each convolution; each halves height and width.
+        A convolutional encoder and decoder for flattened images, as in
+        :class:`AutoencoderTransformer`.
     noise : {None, "gaussian", "masking"}, default=None
         Corrupt the encoder's input in training only (a denoising VAE).
     noise_level : float, default=0.1
