@@ -580,7 +580,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             )
 
     def transform(self, X):
-        """Encode ``X`` into its code.
+        """Encode ``X`` into its code (for a VAE, the posterior mean: deterministic).
 
         Parameters
         ----------
@@ -597,6 +597,8 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
     def inverse_transform(self, X):
         """Decode codes back to the space (and units) of the training data.
+
+        For a VAE this is the decoder's mean of p(x | z).
 
         Parameters
         ----------

@@ -227,32 +227,6 @@ class VAETransformer(BaseAutoencoder):
     def _unmonitored_epochs(self):
         return max(0, self.kl_warmup_epochs - self.n_iter_)
 
-    def transform(self, X):
-        """The mean of the posterior q(z | x) of each sample (deterministic).
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-
-        Returns
-        -------
-        X_new : ndarray of shape (n_samples, n_components)
-        """
-        return super().transform(X)
-
-    def inverse_transform(self, X):
-        """The decoder's mean of p(x | z) for each code in ``X``.
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_components)
-
-        Returns
-        -------
-        X_original : ndarray of shape (n_samples, n_features_in_)
-        """
-        return super().inverse_transform(X)
-
     def score_samples(self, X):
         """The evidence lower bound (ELBO) of each sample, in nats.
 
