@@ -22,6 +22,9 @@ test negative log-likelihood with K=100 draws, the figure the VAE literature
 reports (about 89-90 nats for a VAE trained on all 60,000 training images;
 this one sees 8,000).
 
+``AutoencoderTransformer conv`` is ``architecture="conv"`` with its default
+channels (32, 64), on the image datasets only.
+
 Methods are rows of :func:`method_registry`: adding one (a VAE, say) is one
 entry there. Run ``python benchmarks/bench_quality.py --help`` for the options.
 """
@@ -60,11 +63,12 @@ from skae import AutoencoderTransformer, VAETransformer
 SEED = 0
 BASELINE = "PCA"
 N_NEIGHBORS = 5
-# dataset name -> (loader returning X_train, X_test, y_train, y_test, default ks)
+# dataset name -> (loader returning X_train, X_test, y_train, y_test, default ks,
+# image shape (channels, height, width) or None for tabular data)
 DATASETS = {
-    "mnist": (mnist_split, (2, 10, 32)),
-    "digits": (lambda data_home: digits_split(), (2, 10)),
-    "wine": (lambda data_home: wine_split(), (2,)),
+    "mnist": (mnist_split, (2, 10, 32), (1, 28, 28)),
+    "digits": (lambda data_home: digits_split(), (2, 10), (1, 8, 8)),
+    "wine": (lambda data_home: wine_split(), (2,), None),
 }
 WINE_NOTE = (
     "wine: sklearn load_wine (178 samples, 13 raw features on very different "
@@ -77,6 +81,7 @@ def wine_split():
     """``X_train, X_test, y_train, y_test`` of the raw (unscaled) wine data."""
     X, y = load_wine(return_X_y=True)
     return train_test_split(X, y, test_size=0.25, stratify=y, random_state=SEED)
+
 
 COLUMNS = (
     ("dataset", "dataset"),
@@ -91,21 +96,39 @@ COLUMNS = (
     ("epochs", "epochs"),
 )
 IWAE_DRAWS = 100
+CONV = "AutoencoderTransformer conv"
 
 
 def method_registry(max_epochs=None):
-    """Map each method's name to ``factory(k)``, which returns an unfitted transformer.
+    """Map each method's name to ``factory(k, image_shape)``, an unfitted transformer.
 
-    ``max_epochs`` overrides the autoencoders' epoch budget (for smoke tests);
-    every other hyperparameter is the estimator's default.
+    A factory returns None for data it does not apply to (the convolutional
+    autoencoder on data that are not images). ``max_epochs`` overrides the
+    autoencoders' epoch budget (for smoke tests); every other hyperparameter
+    is the estimator's default.
     """
     budget = {} if max_epochs is None else {"max_epochs": max_epochs}
+
+    def conv(k, image_shape):
+        if image_shape is None:
+            return None
+        return AutoencoderTransformer(
+            n_components=k,
+            architecture="conv",
+            input_shape=image_shape,
+            random_state=SEED,
+            **budget,
+        )
+
     return {
-        BASELINE: lambda k: PCA(n_components=k, random_state=SEED),
-        "AutoencoderTransformer": lambda k: AutoencoderTransformer(
+        BASELINE: lambda k, image_shape: PCA(n_components=k, random_state=SEED),
+        "AutoencoderTransformer": lambda k, image_shape: AutoencoderTransformer(
             n_components=k, random_state=SEED, **budget
         ),
-        "VAETransformer": lambda k: VAETransformer(n_components=k, random_state=SEED, **budget),
+        "VAETransformer": lambda k, image_shape: VAETransformer(
+            n_components=k, random_state=SEED, **budget
+        ),
+        CONV: conv,
     }
 
 
@@ -155,7 +178,7 @@ def warm_up(methods):
     for factory in methods.values():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            factory(2).fit(X).transform(X)
+            factory(2, (1, 4, 4)).fit(X).transform(X)
 
 
 def add_baseline_ratios(rows):
@@ -207,12 +230,15 @@ def run(datasets, ks, methods, data_home):
     warm_up(methods)
     rows = []
     for name in datasets:
-        load, default_ks = DATASETS[name]
+        load, default_ks, image_shape = DATASETS[name]
         X_train, X_test, y_train, y_test = load(data_home)
         for k in ks or default_ks:
             for method, factory in methods.items():
+                estimator = factory(k, image_shape)
+                if estimator is None:
+                    continue
                 progress(f"{name} k={k} {method} ...")
-                scores = evaluate(factory(k), X_train, X_test, y_train, y_test)
+                scores = evaluate(estimator, X_train, X_test, y_train, y_test)
                 rows.append({"dataset": name, "k": k, "method": method, **scores})
                 progress(f"  mse {scores['mse']:.4g}, fit {scores['fit_seconds']:.1f} s")
     add_baseline_ratios(rows)

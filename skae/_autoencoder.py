@@ -82,6 +82,17 @@ class AutoencoderTransformer(BaseAutoencoder):
         Samples per optimiser step.
     max_epochs : int, default=100
         Maximum number of passes over the training data per ``fit``.
+    pretrain : {None, "layerwise"}, default=None
+        ``"layerwise"``: before training the whole network, greedily train
+        each encoder layer and its mirror in the decoder as a shallow
+        autoencoder of the codes of the layers below, from the outside in
+        (dense architecture only). With ``linear_shortcut`` the network
+        still starts as PCA: each nonlinear path keeps its pretrained layers
+        but its last layer starts at zero. Ignored when training continues
+        (``warm_start``, ``partial_fit``).
+    pretrain_epochs : int, default=10
+        Maximum epochs of pretraining per layer pair (before ``max_epochs``
+        of training the whole network).
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the data, stop when its loss has
         not improved for ``n_iter_no_change`` epochs, and restore the weights
@@ -129,6 +140,11 @@ class AutoencoderTransformer(BaseAutoencoder):
     best_loss_ : float
         Lowest monitored loss of the last ``fit`` (validation loss with
         ``early_stopping``, else training loss).
+    pretrain_loss_curves_ : list of list of float or None
+        With ``pretrain="layerwise"``, the loss per pretraining epoch of each
+        layer pair, outermost first: mean squared error in the network's
+        internal units (the data divided by its common scale, for the
+        outermost pair). None without pretraining.
     n_iter_ : int
         Number of epochs run in total.
     n_features_in_ : int
@@ -182,6 +198,8 @@ class AutoencoderTransformer(BaseAutoencoder):
         weight_decay=0.0,
         batch_size=256,
         max_epochs=100,
+        pretrain=None,
+        pretrain_epochs=10,
         early_stopping=False,
         validation_fraction=0.1,
         n_iter_no_change=10,
@@ -212,6 +230,8 @@ class AutoencoderTransformer(BaseAutoencoder):
         self.weight_decay = weight_decay
         self.batch_size = batch_size
         self.max_epochs = max_epochs
+        self.pretrain = pretrain
+        self.pretrain_epochs = pretrain_epochs
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change

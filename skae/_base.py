@@ -33,6 +33,7 @@ from ._networks import (
     reset_parameters,
     start_linear_paths,
 )
+from ._pretraining import pretrain_layerwise
 from ._training import (
     ConvergenceMonitor,
     DivergenceError,
@@ -181,6 +182,8 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "warm_start": ["boolean"],
+        "pretrain": [None, StrOptions({"layerwise"})],
+        "pretrain_epochs": [Interval(numbers.Integral, 1, None, closed="left")],
     }
 
     # ------------------------------------------------------------------ hooks
@@ -355,10 +358,6 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         init_seed, shuffle_seed, noise_seed, split_seed = seeds(self.random_state, 4)
         if continuing:
             self._check_architecture()
-        else:
-            self._initialize(X, init_seed)
-        self._configure_model(self._network)
-        self._place(device)
 
         train_X, validation_X = X, None
         if self.early_stopping:
@@ -368,24 +367,19 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                 "batch_norm=True needs batches of at least 2 samples; got "
                 f"{train_X.shape[0]} training samples with batch_size={self.batch_size}."
             )
+        train_source = RowSource(train_X, device)
+        if not continuing:
+            self._initialize(X, train_source, init_seed, device)
+        self._configure_model(self._network)
+        self._place(device)
         optimizer = self._make_optimizer(device)
         unmonitored = self._unmonitored_epochs()
-        trainer = Trainer(
-            self._network,
-            optimizer,
-            device,
-            batch_size=self.batch_size,
-            shuffle_generator=torch.Generator().manual_seed(
-                int(shuffle_seed) * 7919 + self.n_iter_
-            ),
-            noise_generator=torch.Generator(device=device).manual_seed(
-                int(noise_seed) * 7919 + self.n_iter_
-            ),
-            precision=self.precision,
+        trainer = self._make_trainer(
+            self._network, optimizer, device, shuffle_seed, noise_seed, self.n_iter_
         )
         history = run_epochs(
             trainer,
-            RowSource(train_X, device),
+            train_source,
             n_epochs,
             monitor=ConvergenceMonitor(self.tol, self.n_iter_no_change),
             validation_source=None if validation_X is None else RowSource(validation_X, device),
@@ -398,7 +392,25 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         self._record(history, warn=not partial, unmonitored=unmonitored)
         return self
 
-    def _initialize(self, X, seed):
+    def _make_trainer(self, network, optimizer, device, shuffle_seed, noise_seed, offset=0):
+        """A :class:`Trainer` with generators seeded from the two seeds.
+
+        ``offset`` (the epochs run so far) gives each continued fit new draws.
+        """
+        return Trainer(
+            network,
+            optimizer,
+            device,
+            batch_size=self.batch_size,
+            shuffle_generator=torch.Generator().manual_seed(int(shuffle_seed) * 7919 + offset),
+            noise_generator=torch.Generator(device=device).manual_seed(
+                int(noise_seed) * 7919 + offset
+            ),
+            precision=self.precision,
+        )
+
+    def _initialize(self, X, train_source, seed, device):
+        """Build the network on ``device``, pretrain it if asked, start it as PCA."""
         center, scale, input_scales = data_scale(X)
         # Layers draw their first weights from the global RNG as they are
         # built; fork_rng puts it back, and reset_parameters redraws them
@@ -406,20 +418,58 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         with torch.random.fork_rng(devices=[]):
             model = self._build_model(X.shape[1], center, scale, input_scales).float()
         reset_parameters(model, torch.Generator().manual_seed(int(seed)))
-        if self.linear_shortcut and (self._hidden_layer_sizes() or self.architecture == "conv"):
-            self._start_from_pca(model, X, center, scale, input_scales, int(seed))
         self._architecture = self._architecture_params()
         self._network = model
         self._optimizer = None
         self._optimizer_state = None
         self._n_features_out = self.n_components
+        self.device_ = torch.device("cpu")
+        self._configure_model(model)
+        self._place(device)
+        self.pretrain_loss_curves_ = None
+        if self.pretrain == "layerwise":
+            self.pretrain_loss_curves_ = self._pretrain(train_source, device, seed)
+        if self.linear_shortcut and (self._hidden_layer_sizes() or self.architecture == "conv"):
+            self._start_from_pca(model, X, center, scale, input_scales, int(seed))
         self.encoder_ = model.encoder
         self.decoder_ = model.decoder
-        self.device_ = torch.device("cpu")
         self.loss_curve_ = []
         self.validation_loss_curve_ = [] if self.early_stopping else None
         self.n_iter_ = 0
         self.best_loss_ = np.inf
+
+    def _pretrain(self, train_source, device, seed):
+        """Greedy layer-wise pretraining; returns each layer pair's loss curve."""
+        if self.architecture != "dense":
+            raise ValueError(
+                "pretrain='layerwise' needs architecture='dense'; got "
+                f"architecture={self.architecture!r}."
+            )
+        shuffle_seed, noise_seed = seeds(int(seed), 2)
+
+        def train_pair(pair, source):
+            optimizer = make_optimizer(
+                self.optimizer,
+                pair.trainable_parameters(),
+                self.learning_rate,
+                self.weight_decay,
+                device,
+            )
+            trainer = self._make_trainer(pair, optimizer, device, shuffle_seed, noise_seed)
+            history = run_epochs(
+                trainer,
+                source,
+                self.pretrain_epochs,
+                monitor=ConvergenceMonitor(self.tol, self.n_iter_no_change),
+                on_epoch=self._report_pretraining,
+            )
+            return history["loss"]
+
+        return pretrain_layerwise(self._network, train_source, train_pair)
+
+    def _report_pretraining(self, epoch, loss, validation_losses, seconds):
+        if self.verbose:
+            print(f"Pretraining epoch {epoch + 1}: loss {loss:.6g}, {seconds:.2f} s", flush=True)
 
     def _start_from_pca(self, model, X, center, scale, input_scales, seed):
         """Start the linear paths as a whitened PCA (decoder too for a linear output)."""

@@ -38,6 +38,21 @@ def full_precision(values):
     return values.float() if values.dtype in (torch.bfloat16, torch.float16) else values
 
 
+def corrupted(x, noise, noise_level, scale, generator):
+    """``x`` with denoising noise, or ``x`` itself when ``noise`` is None.
+
+    ``"gaussian"`` adds noise of standard deviation ``noise_level * scale``;
+    ``"masking"`` sets a share ``noise_level`` of the entries to zero.
+    """
+    if noise is None or noise_level == 0:
+        return x
+    draw = torch.randn if noise == "gaussian" else torch.rand
+    values = draw(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    if noise == "gaussian":
+        return x + values * (noise_level * scale)
+    return x * (values >= noise_level)
+
+
 class ReconstructionModel(nn.Module):
     """An encoder and a decoder whose last module is an ``OutputLayer``.
 
@@ -54,15 +69,10 @@ class ReconstructionModel(nn.Module):
         self.noise_level = noise_level
 
     def corrupt(self, x, generator):
-        """``x`` with training noise: Gaussian with std ``noise_level`` times the
-        data's scale, or a share ``noise_level`` of entries set to zero."""
-        if not self.training or self.noise is None or self.noise_level == 0:
+        """``x`` with training noise (see :func:`corrupted`); ``x`` itself in evaluation."""
+        if not self.training:
             return x
-        draw = torch.randn if self.noise == "gaussian" else torch.rand
-        values = draw(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-        if self.noise == "gaussian":
-            return x + values * (self.noise_level * self.output_layer.scale)
-        return x * (values >= self.noise_level)
+        return corrupted(x, self.noise, self.noise_level, self.output_layer.scale, generator)
 
     @property
     def output_layer(self):
@@ -225,8 +235,6 @@ class VariationalModel(ReconstructionModel):
             flat = code.reshape(-1, code.shape[-1])
             nll = self.negative_log_likelihood(self.decoder_logits(flat), x.repeat(n, 1))
             log_prior = -0.5 * (code.square() + math.log(2 * math.pi)).sum(-1)
-            log_posterior = -0.5 * (
-                noise.square() + log_variance + math.log(2 * math.pi)
-            ).sum(-1)
+            log_posterior = -0.5 * (noise.square() + log_variance + math.log(2 * math.pi)).sum(-1)
             log_weights.append(-nll.reshape(n, -1) + log_prior - log_posterior)
         return torch.logsumexp(torch.cat(log_weights), dim=0) - math.log(n_draws)

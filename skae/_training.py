@@ -253,4 +253,3 @@ def run_epochs(
     if best_state is not None:
         trainer.network.load_state_dict(best_state)
     return history
-

@@ -74,6 +74,17 @@ class VAETransformer(BaseAutoencoder):
     weight_decay : float, default=0.0
     batch_size : int, default=256
     max_epochs : int, default=100
+    pretrain : {None, "layerwise"}, default=None
+        ``"layerwise"``: before training the whole network, greedily train
+        each encoder layer and its mirror in the decoder as a shallow
+        autoencoder of the codes of the layers below, from the outside in
+        (dense architecture only). With ``linear_shortcut`` the network
+        still starts as PCA: each nonlinear path keeps its pretrained layers
+        but its last layer starts at zero. Ignored when training continues
+        (``warm_start``, ``partial_fit``).
+    pretrain_epochs : int, default=10
+        Maximum epochs of pretraining per layer pair (before ``max_epochs``
+        of training the whole network).
     early_stopping : bool, default=False
         Monitor the training objective on a held-out ``validation_fraction``
         and restore the best weights.
@@ -103,6 +114,11 @@ class VAETransformer(BaseAutoencoder):
         nats per sample.
     validation_loss_curve_ : list of float or None
     best_loss_ : float
+    pretrain_loss_curves_ : list of list of float or None
+        With ``pretrain="layerwise"``, the loss per pretraining epoch of each
+        layer pair, outermost first: mean squared error in the network's
+        internal units (the data divided by its common scale, for the
+        outermost pair). None without pretraining.
     n_iter_ : int
     n_features_in_ : int
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -161,6 +177,8 @@ class VAETransformer(BaseAutoencoder):
         weight_decay=0.0,
         batch_size=256,
         max_epochs=100,
+        pretrain=None,
+        pretrain_epochs=10,
         early_stopping=False,
         validation_fraction=0.1,
         n_iter_no_change=10,
@@ -192,6 +210,8 @@ class VAETransformer(BaseAutoencoder):
         self.weight_decay = weight_decay
         self.batch_size = batch_size
         self.max_epochs = max_epochs
+        self.pretrain = pretrain
+        self.pretrain_epochs = pretrain_epochs
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change

@@ -41,9 +41,7 @@ def _read_idx(path, magic, n_dims):
     shape = tuple(int(n) for n in header[1:])
     data = np.frombuffer(content[header_size:], dtype=np.uint8)
     if data.size != np.prod(shape):
-        raise ValueError(
-            f"{path} holds {data.size} values but its header promises {shape}."
-        )
+        raise ValueError(f"{path} holds {data.size} values but its header promises {shape}.")
     return data.reshape(shape)
 
 

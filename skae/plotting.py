@@ -14,9 +14,7 @@ def _pyplot():
     try:
         import matplotlib.pyplot as plt
     except ImportError as error:
-        raise ImportError(
-            "skae.plotting needs matplotlib: pip install 'skae[plot]'."
-        ) from error
+        raise ImportError("skae.plotting needs matplotlib: pip install 'skae[plot]'.") from error
     return plt
 
 
@@ -66,9 +64,7 @@ def _image_grid(rows, image_shape, titles=None, cmap="gray_r"):
     """A figure with one row of images per entry of ``rows``."""
     plt = _pyplot()
     n_rows, n_cols = len(rows), len(rows[0])
-    fig, axes = plt.subplots(
-        n_rows, n_cols, figsize=(1.2 * n_cols, 1.3 * n_rows), squeeze=False
-    )
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(1.2 * n_cols, 1.3 * n_rows), squeeze=False)
     for r, images in enumerate(rows):
         for c, image in enumerate(images):
             axes[r, c].imshow(np.reshape(image, image_shape), cmap=cmap)
@@ -154,9 +150,7 @@ def reconstruction_r2(estimator, X):
     return 1.0 - np.sum(residual**2) / np.sum((X - X.mean(axis=0)) ** 2)
 
 
-def plot_reconstruction_curve(
-    X, estimators=None, n_components=(2, 5, 10), X_test=None, ax=None
-):
+def plot_reconstruction_curve(X, estimators=None, n_components=(2, 5, 10), X_test=None, ax=None):
     """Reconstruction R2 against the number of components, for several reducers.
 
     Parameters

@@ -18,6 +18,7 @@ def unit_interval(estimator):
 ESTIMATORS = [
     AutoencoderTransformer(**SMALL),
     VAETransformer(**SMALL),
+    AutoencoderTransformer(pretrain="layerwise", pretrain_epochs=2, **SMALL),
     unit_interval(AutoencoderTransformer(loss="bce", output_activation="sigmoid", **SMALL)),
     unit_interval(VAETransformer(likelihood="bernoulli", **SMALL)),
 ]
