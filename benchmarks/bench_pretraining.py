@@ -51,11 +51,11 @@ def test_mse(estimator, X):
     return float(np.mean((estimator.inverse_transform(estimator.transform(X)) - X) ** 2))
 
 
-def configurations(activations, budget, pretrain_epochs):
+def configurations(activations, budget, pretrain_epochs, shortcuts):
     """``(name, params)`` for every activation, shortcut and initialisation."""
     fine_tune = budget - N_PAIRS * pretrain_epochs
     for activation in activations:
-        for shortcut in (False, True):
+        for shortcut in shortcuts:
             common = dict(activation=activation, linear_shortcut=shortcut)
             yield "random", dict(common, max_epochs=budget)
             yield (
@@ -69,33 +69,35 @@ def configurations(activations, budget, pretrain_epochs):
             )
 
 
-def run(X_train, X_test, activations, budget, pretrain_epochs):
+def run(X_train, X_test, activations, budget, pretrain_epochs, shortcuts, seeds):
     pca_mse = test_mse(PCA(N_COMPONENTS, random_state=SEED).fit(X_train), X_test)
     rows = []
-    for init, params in configurations(activations, budget, pretrain_epochs):
-        progress(f"{init} {params} ...")
-        estimator = AutoencoderTransformer(
-            N_COMPONENTS, hidden_layer_sizes=HIDDEN, random_state=SEED, **params
-        )
-        started = time.perf_counter()
-        estimator.fit(X_train)
-        seconds = time.perf_counter() - started
-        mse = test_mse(estimator, X_test)
-        pretrained = estimator.pretrain_loss_curves_ or []
-        rows.append(
-            {
-                "activation": params["activation"],
-                "linear_shortcut": params["linear_shortcut"],
-                "init": init,
-                "pretrain_epochs": sum(len(curve) for curve in pretrained),
-                "epochs": estimator.n_iter_,
-                "train_mse": estimator.loss_curve_[-1],
-                "test_mse": mse,
-                "test_mse_ratio_to_pca": mse / pca_mse,
-                "fit_seconds": seconds,
-            }
-        )
-        progress(f"  test mse {mse:.5f} ({mse / pca_mse:.3f} x PCA), {seconds:.0f} s")
+    for seed in seeds:
+        for init, params in configurations(activations, budget, pretrain_epochs, shortcuts):
+            progress(f"seed {seed} {init} {params} ...")
+            estimator = AutoencoderTransformer(
+                N_COMPONENTS, hidden_layer_sizes=HIDDEN, random_state=seed, **params
+            )
+            started = time.perf_counter()
+            estimator.fit(X_train)
+            seconds = time.perf_counter() - started
+            mse = test_mse(estimator, X_test)
+            pretrained = estimator.pretrain_loss_curves_ or []
+            rows.append(
+                {
+                    "activation": params["activation"],
+                    "linear_shortcut": params["linear_shortcut"],
+                    "init": init,
+                    "seed": seed,
+                    "pretrain_epochs": sum(len(curve) for curve in pretrained),
+                    "epochs": estimator.n_iter_,
+                    "train_mse": estimator.loss_curve_[-1],
+                    "test_mse": mse,
+                    "test_mse_ratio_to_pca": mse / pca_mse,
+                    "fit_seconds": seconds,
+                }
+            )
+            progress(f"  test mse {mse:.5f} ({mse / pca_mse:.3f} x PCA), {seconds:.0f} s")
     return pca_mse, rows
 
 
@@ -107,13 +109,14 @@ def report(pca_mse, rows, env, budget, pretrain_epochs):
         MNIST_NOTE,
         f"Budget {budget} epochs: random init trains {budget}; layer-wise pretrains "
         f"{pretrain_epochs} per pair ({N_PAIRS} pairs), then trains the whole stack "
-        f"{budget - N_PAIRS * pretrain_epochs}. Other parameters default, random_state={SEED}. "
+        f"{budget - N_PAIRS * pretrain_epochs}. Other parameters default. "
         f"PCA test mse at k={N_COMPONENTS}: {pca_mse:.5f}.",
     ]
     columns = (
         "activation",
         "linear_shortcut",
         "init",
+        "seed",
         "pretrain_epochs",
         "epochs",
         "train_mse",
@@ -135,10 +138,20 @@ def parse_args(argv=None):
     parser.add_argument(
         "--pretrain-epochs", type=int, default=5, help="epochs per layer pair (default: 5)"
     )
+    parser.add_argument(
+        "--shortcuts",
+        default="False,True",
+        help="linear_shortcut values, comma-separated (default: False,True)",
+    )
+    parser.add_argument(
+        "--seeds", default="0", help="random_state values, comma-separated (default: 0)"
+    )
     args = parser.parse_args(argv)
     check_common_arguments(parser, args)
     try:
         args.activations = comma_list(args.activations)
+        args.shortcuts = [s == "True" for s in comma_list(args.shortcuts, {"False", "True"})]
+        args.seeds = comma_list(args.seeds, convert=int)
     except ValueError as error:
         parser.error(f"invalid list: {error}")
     if args.pretrain_epochs < 1 or args.budget <= N_PAIRS * args.pretrain_epochs:
@@ -153,7 +166,15 @@ def main(argv=None):
         X_train, X_test, _, _ = mnist_split(args.data_home)
     except FileNotFoundError as error:
         fail(str(error))
-    pca_mse, rows = run(X_train, X_test, args.activations, args.budget, args.pretrain_epochs)
+    pca_mse, rows = run(
+        X_train,
+        X_test,
+        args.activations,
+        args.budget,
+        args.pretrain_epochs,
+        args.shortcuts,
+        args.seeds,
+    )
     env = environment("cpu")
     payload = {
         "environment": env,
@@ -161,6 +182,8 @@ def main(argv=None):
             "activations": args.activations,
             "budget": args.budget,
             "pretrain_epochs": args.pretrain_epochs,
+            "shortcuts": args.shortcuts,
+            "seeds": args.seeds,
             "command": sys.argv,
         },
         "pca_test_mse": pca_mse,
