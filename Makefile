@@ -7,7 +7,7 @@ else
 PY := .venv/bin/python
 endif
 
-.PHONY: demo test test-slow bench lint
+.PHONY: demo test examples bench lint
 
 $(PY):
 	$(PYTHON) -m venv .venv
@@ -20,9 +20,14 @@ test: $(PY)
 	$(PY) -m pip install -q -e ".[test]"
 	$(PY) -m pytest
 
-test-slow: $(PY)
-	$(PY) -m pip install -q -e ".[test]"
-	$(PY) -m pytest -m slow
+# The use-case scripts of docs/examples (MNIST from SKAE_DATA_HOME); each
+# rewrites its PNG in docs/images.
+EXAMPLES := mnist_embedding mnist_reconstructions conv_vs_dense denoising_digits \
+	vae_samples features_gridsearch
+
+examples: $(PY)
+	$(PY) -m pip install -q -e ".[plot]"
+	set -e; for name in $(EXAMPLES); do $(PY) docs/examples/$$name.py; done
 
 bench: $(PY)
 	$(PY) -m pip install -q -e ".[bench]"

@@ -5,6 +5,8 @@ imported only when a plot is asked for. Every function returns the
 matplotlib Axes or Figure it drew on.
 """
 
+from collections.abc import Mapping
+
 import numpy as np
 from sklearn.base import clone
 from sklearn.decomposition import PCA
@@ -60,44 +62,93 @@ def plot_embedding(Z, y=None, ax=None, **scatter_kwargs):
     return ax
 
 
-def _image_grid(rows, image_shape, titles=None, cmap="gray_r"):
-    """A figure with one row of images per entry of ``rows``."""
-    plt = _pyplot()
-    n_rows, n_cols = len(rows), len(rows[0])
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(1.2 * n_cols, 1.3 * n_rows), squeeze=False)
-    for r, images in enumerate(rows):
-        for c, image in enumerate(images):
-            axes[r, c].imshow(np.reshape(image, image_shape), cmap=cmap)
-            axes[r, c].set_xticks([])
-            axes[r, c].set_yticks([])
-        if titles:
-            axes[r, 0].set_ylabel(titles[r])
-    return fig
-
-
-def plot_reconstructions(estimator, X, image_shape, n=10):
-    """Show ``n`` images of ``X`` above their reconstructions by ``estimator``.
+def _image_grid(rows, image_shape, titles=None, cmap="gray_r", vmin=None, vmax=None):
+    """A figure with one row of images per entry of ``rows``.
 
     Parameters
     ----------
-    estimator : fitted transformer with ``inverse_transform``
-    X : array-like of shape (n_samples, n_features)
+    rows : sequence of array-like
+        Each entry holds the flat images of one row; shorter rows are
+        padded with blank axes.
     image_shape : tuple of int
         Shape of one image, e.g. ``(28, 28)``.
-    n : int, default=10
+    titles : sequence of str, default=None
+        One label per row, written horizontally at the left of the row.
+    cmap : str, default="gray_r"
+    vmin, vmax : float, default=None
+        Passed to every ``imshow``: one grey range for all images.
 
     Returns
     -------
     fig : matplotlib Figure
+        Images drawn with ``interpolation="nearest"``, without ticks.
+    """
+    plt = _pyplot()
+    n_rows, n_cols = len(rows), max(len(images) for images in rows)
+    height, width = image_shape[:2]
+    cell = 0.9  # inches per image column
+    margin, label_space = 0.05, (1.3 if titles else 0.05)
+    fig_width = label_space + n_cols * cell * 1.05 + margin
+    fig_height = n_rows * cell * height / width * 1.05 + 2 * margin
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(fig_width, fig_height), squeeze=False)
+    fig.subplots_adjust(
+        left=label_space / fig_width,
+        right=1 - margin / fig_width,
+        bottom=margin / fig_height,
+        top=1 - margin / fig_height,
+        wspace=0.05,
+        hspace=0.05,
+    )
+    for r, images in enumerate(rows):
+        for c, image in enumerate(images):
+            axes[r, c].imshow(
+                np.reshape(image, image_shape),
+                cmap=cmap,
+                vmin=vmin,
+                vmax=vmax,
+                interpolation="nearest",
+            )
+        for ax in axes[r]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+        for ax in axes[r, len(images) :]:
+            ax.axis("off")
+        if titles:
+            axes[r, 0].set_ylabel(str(titles[r]), rotation=0, ha="right", va="center")
+    return fig
+
+
+def plot_reconstructions(estimator, X, image_shape, n=10, *, vmin=None, vmax=None):
+    """Show ``n`` images of ``X`` above their reconstructions by one or more estimators.
+
+    Parameters
+    ----------
+    estimator : fitted transformer with ``inverse_transform``, or mapping
+        One estimator (its row is labelled "reconstructed"), or an ordered
+        mapping ``{row label: fitted estimator}``: one row of reconstructions
+        per estimator, in the mapping's order, labelled by its key.
+    X : array-like of shape (n_samples, n_features)
+    image_shape : tuple of int
+        Shape of one image, e.g. ``(28, 28)``.
+    n : int, default=10
+        How many images of ``X`` (the first ones) are shown.
+    vmin, vmax : float, default=None
+        Grey range shared by every image, e.g. ``vmin=0, vmax=1`` for data
+        in [0, 1]; each image is scaled to its own range if None.
+
+    Returns
+    -------
+    fig : matplotlib Figure
+        ``1 + len(estimators)`` rows of ``n`` axes: the originals on top.
     """
     originals = np.asarray(X)[:n]
-    reconstructions = estimator.inverse_transform(estimator.transform(originals))
-    return _image_grid(
-        [originals, reconstructions], image_shape, titles=["original", "reconstructed"]
-    )
+    estimators = estimator if isinstance(estimator, Mapping) else {"reconstructed": estimator}
+    rows = [originals] + [e.inverse_transform(e.transform(originals)) for e in estimators.values()]
+    titles = ["original", *estimators]
+    return _image_grid(rows, image_shape, titles=titles, vmin=vmin, vmax=vmax)
 
 
-def plot_samples(vae, image_shape, n=16, random_state=None):
+def plot_samples(vae, image_shape, n=16, random_state=None, *, vmin=None, vmax=None):
     """Show ``n`` images drawn from a fitted VAE's prior, in a near-square grid.
 
     Parameters
@@ -106,16 +157,21 @@ def plot_samples(vae, image_shape, n=16, random_state=None):
     image_shape : tuple of int
     n : int, default=16
     random_state : int, RandomState instance or None, default=None
+    vmin, vmax : float, default=None
+        Grey range of all samples, e.g. 0 and 1 for a Bernoulli VAE; each
+        sample is scaled to its own range if None.
 
     Returns
     -------
     fig : matplotlib Figure
+        A grid of ``ceil(sqrt(n))`` columns; the last row is padded with
+        blank images.
     """
     samples = vae.sample(n, random_state=random_state)
     n_cols = int(np.ceil(np.sqrt(n)))
     rows = [samples[i : i + n_cols] for i in range(0, n, n_cols)]
     rows[-1] = np.vstack([rows[-1], np.zeros((n_cols - len(rows[-1]), samples.shape[1]))])
-    return _image_grid(rows, image_shape)
+    return _image_grid(rows, image_shape, vmin=vmin, vmax=vmax)
 
 
 def plot_loss_curve(estimator, ax=None):

@@ -51,6 +51,50 @@ def test_plot_reconstructions_shows_originals_over_reconstructions(make_autoenco
     assert_allclose(axes[1, 2].images[0].get_array(), reconstruction[2].reshape(8, 8))
 
 
+def test_plot_reconstructions_labels_the_rows(make_autoencoder, digits_X):
+    ae = make_autoencoder().fit(digits_X)
+    fig = plotting.plot_reconstructions(ae, digits_X, (8, 8), n=4)
+    axes = np.array(fig.axes).reshape(2, 4)
+    assert [ax.get_ylabel() for ax in axes[:, 0]] == ["original", "reconstructed"]
+    assert axes[1, 0].yaxis.label.get_rotation() == 0  # horizontal, left of the row
+    assert axes[0, 0].images[0].get_interpolation() == "nearest"
+
+
+def test_plot_reconstructions_draws_one_row_per_estimator_of_a_mapping(make_autoencoder, digits_X):
+    estimators = {
+        "PCA k=3": PCA(3).fit(digits_X),
+        "AE k=2": make_autoencoder(n_components=2).fit(digits_X),
+        "AE k=4": make_autoencoder(n_components=4).fit(digits_X),
+    }
+    fig = plotting.plot_reconstructions(estimators, digits_X, (8, 8), n=6)
+    assert len(fig.axes) == 4 * 6
+    axes = np.array(fig.axes).reshape(4, 6)
+    assert [ax.get_ylabel() for ax in axes[:, 0]] == ["original", *estimators]
+    assert not any(ax.get_ylabel() for ax in axes[:, 1:].ravel())
+    assert_allclose(axes[0, 5].images[0].get_array(), digits_X[5].reshape(8, 8))
+    for row, estimator in zip(axes[1:], estimators.values(), strict=True):
+        expected = estimator.inverse_transform(estimator.transform(digits_X[:6]))
+        assert_allclose(row[3].images[0].get_array(), expected[3].reshape(8, 8), rtol=1e-6)
+
+
+def test_plot_reconstructions_fixes_the_grey_range_when_asked(make_autoencoder, digits_X):
+    ae = make_autoencoder().fit(digits_X)
+    fixed = plotting.plot_reconstructions(ae, digits_X, (8, 8), n=3, vmin=0, vmax=1)
+    assert {ax.images[0].get_clim() for ax in fixed.axes} == {(0, 1)}
+    free = plotting.plot_reconstructions(ae, digits_X, (8, 8), n=3)
+    image = free.axes[1].images[0]
+    assert image.get_clim() == (image.get_array().min(), image.get_array().max())
+
+
+def test_image_grid_pads_short_rows_with_blank_axes():
+    rows = [np.ones((3, 4)), np.zeros((2, 4))]
+    fig = plotting._image_grid(rows, (2, 2), titles=["a", "b"], vmin=0, vmax=1)
+    axes = np.array(fig.axes).reshape(2, 3)
+    assert [len(ax.images) for ax in axes.ravel()] == [1, 1, 1, 1, 1, 0]
+    assert not axes[1, 2].axison
+    assert axes[1, 0].get_ylabel() == "b"
+
+
 def test_plot_samples_draws_reproducible_prior_samples(make_vae, digits_X):
     vae = make_vae().fit(digits_X)
     fig = plotting.plot_samples(vae, (8, 8), n=7, random_state=0)
@@ -58,6 +102,14 @@ def test_plot_samples_draws_reproducible_prior_samples(make_vae, digits_X):
     assert len(fig.axes) == 9  # a 3x3 grid, the last two blank
     assert not np.any(fig.axes[8].images[0].get_array())
     assert_allclose(fig.axes[4].images[0].get_array(), expected[4].reshape(8, 8))
+    assert not any(ax.get_ylabel() for ax in fig.axes)
+
+
+def test_plot_samples_passes_the_grey_range_through(make_vae, digits_X):
+    vae = make_vae().fit(digits_X)
+    fig = plotting.plot_samples(vae, (8, 8), n=4, random_state=0, vmin=0, vmax=1)
+    assert len(fig.axes) == 4
+    assert {ax.images[0].get_clim() for ax in fig.axes} == {(0, 1)}
 
 
 def test_plot_loss_curve_plots_training_and_validation(make_autoencoder, digits_X):
