@@ -86,10 +86,11 @@ class AutoencoderTransformer(BaseAutoencoder):
         ``"layerwise"``: before training the whole network, greedily train
         each encoder layer and its mirror in the decoder as a shallow
         autoencoder of the codes of the layers below, from the outside in
-        (dense architecture only). With ``linear_shortcut`` the network
-        still starts as PCA: each nonlinear path keeps its pretrained layers
-        but its last layer starts at zero. Ignored when training continues
-        (``warm_start``, ``partial_fit``).
+        (dense architecture only), in ``fit``; ``partial_fit`` and continued
+        training (``warm_start``) never pretrain. With ``linear_shortcut``
+        the network still starts as PCA: each nonlinear path keeps its
+        pretrained layers but its last layer starts at zero, so part of what
+        pretraining learned is discarded (see the README's measurements).
     pretrain_epochs : int, default=10
         Maximum epochs of pretraining per layer pair (before ``max_epochs``
         of training the whole network).
@@ -146,7 +147,7 @@ class AutoencoderTransformer(BaseAutoencoder):
         internal units (the data divided by its common scale, for the
         outermost pair). None without pretraining.
     n_iter_ : int
-        Number of epochs run in total.
+        Number of epochs run in total (pretraining epochs not included).
     n_features_in_ : int
         Number of features seen during ``fit``.
     feature_names_in_ : ndarray of shape (n_features_in_,)

@@ -351,6 +351,11 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     def _train(self, X, *, partial, continuing):
         self._hidden_layer_sizes()
         self._check_params()
+        if self.pretrain is not None and self.architecture != "dense":
+            raise ValueError(
+                f"pretrain={self.pretrain!r} needs architecture='dense'; got "
+                f"architecture={self.architecture!r}."
+            )
         n_epochs = 1 if partial else self.max_epochs
         X = self._validate(X, reset=not continuing)
         self._check_training_data(X)
@@ -369,7 +374,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             )
         train_source = RowSource(train_X, device)
         if not continuing:
-            self._initialize(X, train_source, init_seed, device)
+            self._initialize(X, train_source, init_seed, device, pretrain=not partial)
         self._configure_model(self._network)
         self._place(device)
         optimizer = self._make_optimizer(device)
@@ -409,8 +414,12 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             precision=self.precision,
         )
 
-    def _initialize(self, X, train_source, seed, device):
-        """Build the network on ``device``, pretrain it if asked, start it as PCA."""
+    def _initialize(self, X, train_source, seed, device, pretrain=True):
+        """Build the network on ``device``, pretrain it if asked, start it as PCA.
+
+        ``pretrain=False`` (``partial_fit``, which makes one pass) skips the
+        layer-wise pretraining that ``self.pretrain`` asks for.
+        """
         center, scale, input_scales = data_scale(X)
         # Layers draw their first weights from the global RNG as they are
         # built; fork_rng puts it back, and reset_parameters redraws them
@@ -427,7 +436,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         self._configure_model(model)
         self._place(device)
         self.pretrain_loss_curves_ = None
-        if self.pretrain == "layerwise":
+        if pretrain and self.pretrain == "layerwise":
             self.pretrain_loss_curves_ = self._pretrain(train_source, device, seed)
         if self.linear_shortcut and (self._hidden_layer_sizes() or self.architecture == "conv"):
             self._start_from_pca(model, X, center, scale, input_scales, int(seed))
@@ -440,12 +449,9 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
     def _pretrain(self, train_source, device, seed):
         """Greedy layer-wise pretraining; returns each layer pair's loss curve."""
-        if self.architecture != "dense":
-            raise ValueError(
-                "pretrain='layerwise' needs architecture='dense'; got "
-                f"architecture={self.architecture!r}."
-            )
         shuffle_seed, noise_seed = seeds(int(seed), 2)
+        n_pairs = len(self._hidden_layer_sizes()) + 1
+        curves = []
 
         def train_pair(pair, source):
             optimizer = make_optimizer(
@@ -456,20 +462,27 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                 device,
             )
             trainer = self._make_trainer(pair, optimizer, device, shuffle_seed, noise_seed)
+            report = functools.partial(self._report_pretraining, f"{len(curves) + 1}/{n_pairs}")
             history = run_epochs(
                 trainer,
                 source,
                 self.pretrain_epochs,
                 monitor=ConvergenceMonitor(self.tol, self.n_iter_no_change),
-                on_epoch=self._report_pretraining,
+                on_epoch=report,
             )
+            curves.append(history["loss"])
             return history["loss"]
 
-        return pretrain_layerwise(self._network, train_source, train_pair)
+        pretrain_layerwise(self._network, train_source, train_pair)
+        return curves
 
-    def _report_pretraining(self, epoch, loss, validation_losses, seconds):
+    def _report_pretraining(self, pair, epoch, loss, validation_losses, seconds):
         if self.verbose:
-            print(f"Pretraining epoch {epoch + 1}: loss {loss:.6g}, {seconds:.2f} s", flush=True)
+            print(
+                f"Pretraining layer pair {pair}, epoch {epoch + 1}: loss {loss:.6g}, "
+                f"{seconds:.2f} s",
+                flush=True,
+            )
 
     def _start_from_pca(self, model, X, center, scale, input_scales, seed):
         """Start the linear paths as a whitened PCA (decoder too for a linear output)."""

@@ -78,10 +78,11 @@ class VAETransformer(BaseAutoencoder):
         ``"layerwise"``: before training the whole network, greedily train
         each encoder layer and its mirror in the decoder as a shallow
         autoencoder of the codes of the layers below, from the outside in
-        (dense architecture only). With ``linear_shortcut`` the network
-        still starts as PCA: each nonlinear path keeps its pretrained layers
-        but its last layer starts at zero. Ignored when training continues
-        (``warm_start``, ``partial_fit``).
+        (dense architecture only), in ``fit``; ``partial_fit`` and continued
+        training (``warm_start``) never pretrain. With ``linear_shortcut``
+        the network still starts as PCA: each nonlinear path keeps its
+        pretrained layers but its last layer starts at zero, so part of what
+        pretraining learned is discarded (see the README's measurements).
     pretrain_epochs : int, default=10
         Maximum epochs of pretraining per layer pair (before ``max_epochs``
         of training the whole network).

@@ -164,13 +164,12 @@ def plot_samples(vae, image_shape, n=16, random_state=None, *, vmin=None, vmax=N
     Returns
     -------
     fig : matplotlib Figure
-        A grid of ``ceil(sqrt(n))`` columns; the last row is padded with
-        blank images.
+        A grid of ``ceil(sqrt(n))`` columns; the unused axes of the last
+        row are switched off.
     """
     samples = vae.sample(n, random_state=random_state)
     n_cols = int(np.ceil(np.sqrt(n)))
     rows = [samples[i : i + n_cols] for i in range(0, n, n_cols)]
-    rows[-1] = np.vstack([rows[-1], np.zeros((n_cols - len(rows[-1]), samples.shape[1]))])
     return _image_grid(rows, image_shape, vmin=vmin, vmax=vmax)
 
 

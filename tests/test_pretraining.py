@@ -125,9 +125,19 @@ def test_pretraining_needs_the_dense_architecture(make_autoencoder):
     )
     with pytest.raises(ValueError, match="pretrain='layerwise' needs architecture='dense'"):
         estimator.fit(X)
+    assert not hasattr(estimator, "n_iter_")
+
+
+def test_partial_fit_does_not_pretrain(make_autoencoder, small_X):
+    estimator = make_autoencoder(**DEEP).partial_fit(small_X)
+    assert estimator.pretrain_loss_curves_ is None
+    assert estimator.n_iter_ == 1
 
 
 def test_verbose_reports_pretraining(make_autoencoder, small_X, capsys):
     make_autoencoder(**DEEP, pretrain_epochs=2, max_epochs=1, verbose=1).fit(small_X)
     lines = capsys.readouterr().out.splitlines()
-    assert sum(line.startswith("Pretraining epoch") for line in lines) == 6
+    pretraining = [line for line in lines if line.startswith("Pretraining layer pair")]
+    assert len(pretraining) == 6
+    assert pretraining[0].startswith("Pretraining layer pair 1/3, epoch 1:")
+    assert pretraining[-1].startswith("Pretraining layer pair 3/3, epoch 2:")
