@@ -373,10 +373,11 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                 f"{train_X.shape[0]} training samples with batch_size={self.batch_size}."
             )
         train_source = RowSource(train_X, device)
-        if not continuing:
+        if continuing:
+            self._configure_model(self._network)
+            self._place(device)
+        else:
             self._initialize(X, train_source, init_seed, device, pretrain=not partial)
-        self._configure_model(self._network)
-        self._place(device)
         optimizer = self._make_optimizer(device)
         unmonitored = self._unmonitored_epochs()
         trainer = self._make_trainer(
@@ -450,10 +451,8 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     def _pretrain(self, train_source, device, seed):
         """Greedy layer-wise pretraining; returns each layer pair's loss curve."""
         shuffle_seed, noise_seed = seeds(int(seed), 2)
-        n_pairs = len(self._hidden_layer_sizes()) + 1
-        curves = []
 
-        def train_pair(pair, source):
+        def train_pair(pair, source, label):
             optimizer = make_optimizer(
                 self.optimizer,
                 pair.trainable_parameters(),
@@ -462,19 +461,16 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                 device,
             )
             trainer = self._make_trainer(pair, optimizer, device, shuffle_seed, noise_seed)
-            report = functools.partial(self._report_pretraining, f"{len(curves) + 1}/{n_pairs}")
             history = run_epochs(
                 trainer,
                 source,
                 self.pretrain_epochs,
                 monitor=ConvergenceMonitor(self.tol, self.n_iter_no_change),
-                on_epoch=report,
+                on_epoch=functools.partial(self._report_pretraining, label),
             )
-            curves.append(history["loss"])
             return history["loss"]
 
-        pretrain_layerwise(self._network, train_source, train_pair)
-        return curves
+        return pretrain_layerwise(self._network, train_source, train_pair)
 
     def _report_pretraining(self, pair, epoch, loss, validation_losses, seconds):
         if self.verbose:

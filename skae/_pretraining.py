@@ -83,6 +83,9 @@ class LayerPair(nn.Module):
         return [*self.encoder_block.parameters(), *self.decoder_block.parameters()]
 
     def sample_losses(self, x, generator=None):
+        # The frozen layers run again at every batch instead of caching their
+        # output for the whole data set: it costs a forward pass but no
+        # memory, and works for sparse and large inputs alike.
         with torch.no_grad():
             target = self.below(x)
             noisy = x
@@ -108,8 +111,8 @@ def pretrain_layerwise(model, source, train_pair):
     source : RowSource
         The training rows.
     train_pair : callable
-        ``train_pair(pair, source)`` trains one :class:`LayerPair` and
-        returns its loss per epoch.
+        ``train_pair(pair, source, label)`` trains one :class:`LayerPair`
+        (``label`` says which, e.g. ``"2/4"``) and returns its loss per epoch.
 
     Returns
     -------
@@ -118,8 +121,9 @@ def pretrain_layerwise(model, source, train_pair):
     """
     below = [model.encoder[0]]
     curves = []
-    for depth, (encoder_block, decoder_block) in enumerate(layer_pairs(model)):
+    pairs = layer_pairs(model)
+    for depth, (encoder_block, decoder_block) in enumerate(pairs):
         pair = LayerPair(nn.Sequential(*below), encoder_block, decoder_block, model, depth == 0)
-        curves.append(train_pair(pair, source))
+        curves.append(train_pair(pair, source, f"{depth + 1}/{len(pairs)}"))
         below.append(encoder_block)
     return curves

@@ -6,6 +6,7 @@ import torch
 from sklearn.decomposition import PCA
 from torch import nn
 
+import skae._base
 from skae._networks import dense_encoder_decoder
 from skae._pretraining import layer_pairs, linear_blocks
 
@@ -92,8 +93,6 @@ def test_pretraining_is_reproducible_and_leaves_global_rng_alone(make_autoencode
 
 def test_pretraining_uses_only_the_training_split(make_autoencoder, digits_X, monkeypatch):
     seen = []
-    import skae._base
-
     original = skae._base.pretrain_layerwise
 
     def spy(model, source, train_pair):
@@ -108,7 +107,6 @@ def test_pretraining_uses_only_the_training_split(make_autoencoder, digits_X, mo
 def test_warm_start_does_not_pretrain_again(make_autoencoder, digits_X, monkeypatch):
     estimator = make_autoencoder(**DEEP, pretrain_epochs=2, warm_start=True).fit(digits_X)
     curves = estimator.pretrain_loss_curves_
-    import skae._base
 
     def fail(*args):
         raise AssertionError("pretrained again")
