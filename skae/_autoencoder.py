@@ -254,11 +254,11 @@ class AutoencoderTransformer(BaseAutoencoder):
         if self.loss == "bce":
             check_unit_interval(X, "loss='bce'")
 
-    def _build_model(self, n_features, center, scale, input_scales):
+    def _build_model(self, spec, center, scale, input_scales):
         encoder, decoder = self._encoder_decoder(
-            n_features, center, scale, input_scales, output_activation=self.output_activation
+            spec, center, scale, input_scales, output_activation=spec.output_activation
         )
-        return AutoencoderModel(encoder, decoder, self.loss)
+        return AutoencoderModel(encoder, decoder, spec.option("loss"))
 
     def _configure_model(self, model):
         super()._configure_model(model)

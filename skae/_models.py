@@ -23,7 +23,7 @@ from ._losses import (
     gaussian_negative_log_likelihood,
     mean_squared_error,
 )
-from ._networks import drawing_from
+from ._networks import drawing_from, last_weighted_layer
 
 # The observation standard deviation of a Gaussian VAE stays above this share
 # of the data's scale, so that a perfect fit of a constant feature cannot
@@ -31,6 +31,10 @@ from ._networks import drawing_from
 _MIN_LOG_VARIANCE = 2 * math.log(1e-3)
 # Posterior standard deviation 0.1 at the start (the codes have unit variance).
 _INITIAL_LOG_VARIANCE = 2 * math.log(0.1)
+# Posterior log-variances are kept in this range (standard deviations from
+# 3e-7 to 3e6 times the prior's), so that a far-off input gives a finite
+# score instead of exp(huge) = inf and NaN; training never comes near it.
+_POSTERIOR_LOG_VARIANCE_RANGE = (-30.0, 30.0)
 
 
 def full_precision(values):
@@ -61,12 +65,16 @@ class ReconstructionModel(nn.Module):
     clean input (a denoising autoencoder).
     """
 
-    def __init__(self, encoder, decoder, noise=None, noise_level=0.0):
+    # Reported losses are ``objective * loss_unit + loss_offset``.
+    loss_unit = 1.0
+    loss_offset = 0.0
+
+    def __init__(self, encoder, decoder):
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder
-        self.noise = noise
-        self.noise_level = noise_level
+        self.noise = None
+        self.noise_level = 0.0
 
     def corrupt(self, x, generator):
         """``x`` with training noise (see :func:`corrupted`); ``x`` itself in evaluation."""
@@ -76,7 +84,7 @@ class ReconstructionModel(nn.Module):
 
     @property
     def output_layer(self):
-        return self.decoder[-1]
+        return self.decoder.output
 
     def started_from_pca(self, residual_variance):
         """Called once the linear paths hold a PCA (see ``start_linear_paths``).
@@ -91,9 +99,7 @@ class ReconstructionModel(nn.Module):
         Under bf16 autocast the layers run in bf16; the loss terms that follow
         are computed from float32 values.
         """
-        for layer in self.decoder[:-1]:
-            code = layer(code)
-        return full_precision(code)
+        return full_precision(self.decoder.body(code))
 
     def encode(self, x):
         return self.encoder(x)
@@ -107,22 +113,23 @@ class AutoencoderModel(ReconstructionModel):
 
     Parameters
     ----------
-    encoder : nn.Sequential
+    encoder : Encoder
         Data (in the user's units) to code.
-    decoder : nn.Sequential
-        Code to data; its last module is an :class:`~skae._networks.OutputLayer`.
+    decoder : Decoder
+        Code to data, ending in an :class:`~skae._networks.OutputLayer`.
     loss : {"mse", "bce"}
         ``"mse"`` is the mean squared error divided by the square of the
         data's scale (a constant, so the minimiser is the plain MSE in the
         user's units); ``"bce"`` is the mean binary cross-entropy.
-    sparsity : float
-        Weight of an L1 penalty on the code, in training.
+
+    The weight of an L1 penalty on the code in training, ``sparsity``, is set
+    by the estimator at every fit (as are ``noise`` and ``noise_level``).
     """
 
-    def __init__(self, encoder, decoder, loss, sparsity=0.0, **noise):
-        super().__init__(encoder, decoder, **noise)
+    def __init__(self, encoder, decoder, loss):
+        super().__init__(encoder, decoder)
         self.loss = loss
-        self.sparsity = sparsity
+        self.sparsity = 0.0
 
     @property
     def loss_unit(self):
@@ -151,24 +158,29 @@ class VariationalModel(ReconstructionModel):
 
     Parameters
     ----------
-    encoder : nn.Sequential
+    encoder : Encoder
         Data to ``2 * n_components`` values: the posterior's means, then its
         log-variances.
-    decoder : nn.Sequential
+    decoder : Decoder
         Code to the mean of p(x | z), ending in an ``OutputLayer``.
     likelihood : {"gaussian", "bernoulli"}
         ``"gaussian"`` learns one observation variance shared by all features
         (in the data's units); ``"bernoulli"`` reads the decoder's output as
         probabilities.
     beta : float
-        Weight of the KL term in the training objective.
+        Weight of the KL term in the objective; in training, ``kl_weight``
+        (which a KL warm-up raises towards ``beta``) replaces it.
+
+    The training objective measures the Gaussian likelihood as a density of
+    the data divided by its scale, so that it does not depend on the data's
+    units (and neither does stopping, whose ``tol`` is relative);
+    ``loss_offset`` turns it into a density in the user's units.
     """
 
-    loss_unit = 1.0
-
-    def __init__(self, encoder, decoder, likelihood, beta, **noise):
-        super().__init__(encoder, decoder, **noise)
+    def __init__(self, encoder, decoder, likelihood, beta):
+        super().__init__(encoder, decoder)
         self.likelihood = likelihood
+        self.beta = beta
         self.kl_weight = beta
         self.log_variance = nn.Parameter(torch.zeros(())) if likelihood == "gaussian" else None
 
@@ -182,7 +194,7 @@ class VariationalModel(ReconstructionModel):
         first pull every code to the prior and the decoder would learn to
         ignore them (posterior collapse), worst on small datasets.
         """
-        last = [m for m in self.encoder[-1].layers.modules() if isinstance(m, nn.Linear)][-1]
+        last = last_weighted_layer(self.encoder.body)
         last.bias[last.out_features // 2 :] = _INITIAL_LOG_VARIANCE
         if self.log_variance is not None:
             self.log_variance.fill_(max(math.log(max(residual_variance, 1e-12)), _MIN_LOG_VARIANCE))
@@ -190,21 +202,30 @@ class VariationalModel(ReconstructionModel):
     def posterior(self, x):
         """Means and log-variances of q(z | x)."""
         mean, log_variance = full_precision(self.encoder(x)).chunk(2, dim=1)
-        return mean, log_variance
+        return mean, log_variance.clamp(*_POSTERIOR_LOG_VARIANCE_RANGE)
 
     def encode(self, x):
         return self.posterior(x)[0]
 
-    def negative_log_likelihood(self, logits, x):
-        """-log p(x | z) in nats, summed over features, from the decoder's logits."""
+    @property
+    def loss_offset(self):
+        """What turns a density of the scaled data into one in the data's units."""
+        if self.likelihood == "bernoulli":
+            return 0.0
+        return self.output_layer.center.numel() * math.log(float(self.output_layer.scale))
+
+    def negative_log_likelihood(self, logits, x, in_data_units=True):
+        """-log p(x | z) in nats, summed over features, from the decoder's logits.
+
+        ``in_data_units=False`` gives the density of the data divided by its
+        scale (the training objective's, free of the data's units).
+        """
         if self.likelihood == "bernoulli":
             return binary_cross_entropy(logits, x, reduce="sum")
         residual = self.output_layer.residual(logits, x)
         log_variance = self.log_variance.clamp(min=_MIN_LOG_VARIANCE)
-        # The residual is in units of the data's scale; this term converts
-        # the density to the data's own units.
-        units = x.shape[1] * torch.log(self.output_layer.scale)
-        return gaussian_negative_log_likelihood(residual, log_variance) + units
+        nll = gaussian_negative_log_likelihood(residual, log_variance)
+        return nll + self.loss_offset if in_data_units else nll
 
     def _draw(self, mean, log_variance, generator, n_draws=None):
         shape = mean.shape if n_draws is None else (n_draws, *mean.shape)
@@ -217,7 +238,9 @@ class VariationalModel(ReconstructionModel):
             code, _ = self._draw(mean, log_variance, generator)
             logits = self.decoder_logits(code)
         kl = gaussian_kl_divergence(mean, log_variance)
-        return self.negative_log_likelihood(logits, x) + self.kl_weight * kl
+        # Evaluation (validation, the start's loss) always measures the full objective.
+        kl_weight = self.kl_weight if self.training else self.beta
+        return self.negative_log_likelihood(logits, x, in_data_units=False) + kl_weight * kl
 
     def score_samples(self, x):
         """The ELBO in nats, its reconstruction term taken at the posterior mean."""

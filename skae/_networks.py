@@ -126,21 +126,47 @@ class LinearShortcut(nn.Module):
         return self.layers(x) + self.linear(x)
 
 
+def nonlinear_path(body):
+    """The layers of ``body`` beside its linear shortcut, or ``body`` itself."""
+    return body.layers if isinstance(body, LinearShortcut) else body
+
+
+def last_weighted_layer(encoder_body):
+    """The last linear or convolutional layer of a body's nonlinear path."""
+    weighted = (nn.Linear, nn.modules.conv._ConvNd)
+    return [m for m in nonlinear_path(encoder_body).modules() if isinstance(m, weighted)][-1]
+
+
 @torch.no_grad()
 def start_linear_paths(encoder_body, decoder_body, encoder_weight, decoder_weight):
-    """Make a pair of :class:`LinearShortcut` start as the given linear autoencoder.
+    """Make an encoder and decoder body start as the given linear autoencoder.
 
-    The linear paths get the weights; the last layer of each nonlinear path
-    is zeroed, so the network's first output is exactly the linear model and
-    training can only add to it.
+    With :class:`LinearShortcut` bodies the linear paths get the weights and
+    the last layer of each nonlinear path is zeroed, so the network's first
+    output is exactly the linear model and training can only add to it. A
+    body that is a single linear layer (a linear autoencoder) gets the
+    weights itself, with zero biases. ``decoder_weight=None`` leaves the
+    decoder's weights as they are.
     """
     for body, weight in ((encoder_body, encoder_weight), (decoder_body, decoder_weight)):
+        if isinstance(body, LinearShortcut):
+            target = body.linear
+            last = last_weighted_layer(body)
+            last.weight.zero_()
+            last.bias.zero_()
+        else:
+            target = last_weighted_layer(body)
+            if weight is not None:
+                target.bias.zero_()
         if weight is not None:
-            body.linear.weight.copy_(torch.as_tensor(weight, dtype=body.linear.weight.dtype))
-        weighted = (nn.Linear, nn.modules.conv._ConvNd)
-        last = [m for m in body.layers.modules() if isinstance(m, weighted)][-1]
-        last.weight.zero_()
-        last.bias.zero_()
+            target.weight.copy_(torch.as_tensor(weight, dtype=target.weight.dtype))
+
+
+def has_linear_start(body):
+    """Whether :func:`start_linear_paths` can start ``body`` as a linear map."""
+    return isinstance(body, LinearShortcut) or (
+        isinstance(body, nn.Sequential) and len(body) == 1 and isinstance(body[0], nn.Linear)
+    )
 
 
 class InputScaler(nn.Module):
@@ -271,6 +297,30 @@ class ConvDecoderBody(nn.Module):
         return maps[:, :, :height, :width].flatten(1)
 
 
+class Encoder(nn.Module):
+    """Data in the user's units to codes: an :class:`InputScaler`, then a body."""
+
+    def __init__(self, scaler, body):
+        super().__init__()
+        self.scaler = scaler
+        self.body = body
+
+    def forward(self, x):
+        return self.body(self.scaler(x))
+
+
+class Decoder(nn.Module):
+    """Codes back to the data's units: a body, then an :class:`OutputLayer`."""
+
+    def __init__(self, body, output):
+        super().__init__()
+        self.body = body
+        self.output = output
+
+    def forward(self, code):
+        return self.output(self.body(code))
+
+
 def dense_encoder_decoder(
     n_features,
     hidden_layer_sizes,
@@ -316,9 +366,10 @@ def dense_encoder_decoder(
 
     Returns
     -------
-    encoder, decoder : nn.Sequential
-        ``encoder`` starts with an :class:`InputScaler`; ``decoder`` ends with
-        an :class:`OutputLayer`.
+    encoder : Encoder
+        An :class:`InputScaler` (``encoder.scaler``), then ``encoder.body``.
+    decoder : Decoder
+        ``decoder.body``, then an :class:`OutputLayer` (``decoder.output``).
 
     Examples
     --------
@@ -345,8 +396,8 @@ def dense_encoder_decoder(
     if linear_shortcut and (hidden_layer_sizes or conv is not None):
         encoder_body = LinearShortcut(encoder_body, encoder_sizes[0], encoder_sizes[-1])
         decoder_body = LinearShortcut(decoder_body, decoder_sizes[0], decoder_sizes[-1])
-    encoder = nn.Sequential(
+    encoder = Encoder(
         InputScaler(center, scale if input_scales is None else input_scales), encoder_body
     )
-    decoder = nn.Sequential(decoder_body, OutputLayer(output_activation, center, scale))
+    decoder = Decoder(decoder_body, OutputLayer(output_activation, center, scale))
     return encoder, decoder

@@ -12,7 +12,7 @@ from torch import nn
 
 from ._losses import mean_squared_error
 from ._models import corrupted, full_precision
-from ._networks import LinearShortcut, drawing_from
+from ._networks import drawing_from, nonlinear_path
 
 
 def linear_blocks(stack):
@@ -29,15 +29,10 @@ def linear_blocks(stack):
     return [nn.Sequential(*block) for block in blocks]
 
 
-def _nonlinear_path(body):
-    return body.layers if isinstance(body, LinearShortcut) else body
-
-
 def layer_pairs(model):
     """The (encoder block, mirrored decoder block) pairs of ``model``, outermost first."""
-    encoder_body, decoder_body = model.encoder[1], model.decoder[0]
-    encoder_stack = _nonlinear_path(encoder_body)
-    decoder_stack = _nonlinear_path(decoder_body)
+    encoder_stack = nonlinear_path(model.encoder.body)
+    decoder_stack = nonlinear_path(model.decoder.body)
     if not (isinstance(encoder_stack, nn.Sequential) and isinstance(decoder_stack, nn.Sequential)):
         raise ValueError("pretrain='layerwise' needs architecture='dense'.")
     encoder_blocks = linear_blocks(encoder_stack)
@@ -119,7 +114,7 @@ def pretrain_layerwise(model, source, train_pair):
     loss_curves : list of list of float
         The reconstruction loss per epoch of each pair, outermost first.
     """
-    below = [model.encoder[0]]
+    below = [model.encoder.scaler]
     curves = []
     pairs = layer_pairs(model)
     for depth, (encoder_block, decoder_block) in enumerate(pairs):

@@ -6,8 +6,10 @@ devices, precision, divergence, early stopping, logging) lives here once.
 """
 
 import contextlib
+import copy
 import math
 import time
+from typing import NamedTuple
 
 import torch
 
@@ -163,12 +165,16 @@ class Trainer:
         with precision_context(self.precision, self.device):
             for start, stop in batch_bounds(n, self.batch_size):
                 batch = source.take(order[start:stop])
-                loss = self.network.sample_losses(batch, self.noise_generator).mean()
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                self.optimizer.step()
-                total += loss.detach().float() * batch.shape[0]
+                total += self.step(batch) * batch.shape[0]
         return self._checked(total.item() / n)
+
+    def step(self, batch):
+        """One optimiser step on ``batch``; returns its mean loss (a float32 tensor)."""
+        loss = self.network.sample_losses(batch, self.noise_generator).mean()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach().float()
 
     def evaluate(self, source, seed):
         """Mean loss over ``source`` with the network in evaluation mode.
@@ -197,9 +203,26 @@ class Trainer:
         return loss
 
 
-def snapshot(network):
-    """A copy of the network's parameters and buffers, on their device."""
-    return {name: value.detach().clone() for name, value in network.state_dict().items()}
+class Checkpoint:
+    """Copies of a trainer's network weights and optimiser state, to go back to."""
+
+    def __init__(self, trainer):
+        self.weights = {k: v.detach().clone() for k, v in trainer.network.state_dict().items()}
+        self.optimizer_state = copy.deepcopy(trainer.optimizer.state_dict())
+
+    def restore(self, trainer):
+        trainer.network.load_state_dict(self.weights)
+        trainer.optimizer.load_state_dict(self.optimizer_state)
+
+
+class _Progress(NamedTuple):
+    """What the completed epochs left, replaced whole so that it is never half-updated."""
+
+    losses: tuple = ()
+    validation_losses: tuple = ()
+    checkpoint: Checkpoint | None = None
+    best: Checkpoint | None = None
+    seconds: float = 0.0
 
 
 def run_epochs(
@@ -211,6 +234,8 @@ def run_epochs(
     validation_source=None,
     validation_seed=0,
     unmonitored_epochs=0,
+    start_is_candidate=False,
+    interruptible=False,
     before_epoch=None,
     on_epoch=None,
 ):
@@ -223,33 +248,108 @@ def run_epochs(
     objective itself still changes, e.g. during a KL warm-up) neither count
     towards stopping nor compete for the best weights.
 
+    ``start_is_candidate``: the network as it starts is the first candidate
+    for the best weights. With a validation source its validation loss is
+    the first the monitor sees; without one, the training loss (in
+    evaluation mode) at the end is compared with the start's, and the start
+    is kept when training did not improve on it.
+
+    ``interruptible``: a ``KeyboardInterrupt`` after at least one complete
+    epoch puts the network and optimiser back as that epoch left them, ends
+    the run as if it had stopped there (best weights and start included),
+    and is returned in the history instead of raised. Before the first
+    complete epoch it propagates.
+
     Returns
     -------
     history : dict
-        ``"loss"`` and ``"validation_loss"`` lists (one value per epoch run)
-        and ``"converged"``.
+        ``"loss"`` and ``"validation_loss"`` lists (one value per epoch
+        run), ``"converged"``, ``"start_loss"`` (None unless
+        ``start_is_candidate``), ``"kept_start"`` and ``"interrupted"`` (the
+        ``KeyboardInterrupt``, or None).
     """
-    history = {"loss": [], "validation_loss": [], "converged": False}
-    best_state = None
-    for epoch in range(n_epochs):
-        started = time.perf_counter()
-        if before_epoch is not None:
-            before_epoch(epoch)
-        loss = trainer.train_epoch(train_source)
-        history["loss"].append(loss)
-        monitored = loss
+    history = {"converged": False, "start_loss": None, "kept_start": False, "interrupted": None}
+    start = Checkpoint(trainer) if start_is_candidate else None
+    if start is not None:
+        history["start_loss"] = trainer.evaluate(validation_source or train_source, validation_seed)
         if validation_source is not None:
-            monitored = trainer.evaluate(validation_source, validation_seed)
-            history["validation_loss"].append(monitored)
-        if epoch < unmonitored_epochs:
-            pass
-        elif monitor.update(monitored) and validation_source is not None:
-            best_state = snapshot(trainer.network)
-        if on_epoch is not None:
-            on_epoch(epoch, loss, history["validation_loss"], time.perf_counter() - started)
-        if monitor.converged:
-            history["converged"] = True
-            break
-    if best_state is not None:
-        trainer.network.load_state_dict(best_state)
+            monitor.update(history["start_loss"])
+    finishing = start is not None or validation_source is not None
+    progress = _Progress(best=start if validation_source is not None else None)
+    try:
+        for epoch in range(n_epochs):
+            progress = _train_one_epoch(
+                trainer,
+                train_source,
+                epoch,
+                progress,
+                monitor,
+                validation_source,
+                validation_seed,
+                track=epoch >= unmonitored_epochs,
+                before_epoch=before_epoch,
+                keep_checkpoint=finishing or epoch < n_epochs - 1,
+            )
+            if on_epoch is not None:
+                validation_losses = list(progress.validation_losses)
+                on_epoch(epoch, progress.losses[-1], validation_losses, progress.seconds)
+            if monitor.converged:
+                history["converged"] = True
+                break
+    except KeyboardInterrupt as interrupt:
+        if not interruptible or not progress.losses:
+            raise
+        if progress.checkpoint is not None:
+            progress.checkpoint.restore(trainer)
+        history["interrupted"] = interrupt
+    history["loss"] = list(progress.losses)
+    history["validation_loss"] = list(progress.validation_losses)
+    _finish(trainer, train_source, validation_source, validation_seed, progress, start, history)
     return history
+
+
+def _train_one_epoch(
+    trainer,
+    train_source,
+    epoch,
+    progress,
+    monitor,
+    validation_source,
+    validation_seed,
+    *,
+    track,
+    before_epoch,
+    keep_checkpoint,
+):
+    started = time.perf_counter()
+    if before_epoch is not None:
+        before_epoch(epoch)
+    loss = trainer.train_epoch(train_source)
+    validation_losses = progress.validation_losses
+    monitored = loss
+    if validation_source is not None:
+        monitored = trainer.evaluate(validation_source, validation_seed)
+        validation_losses += (monitored,)
+    best = progress.best
+    if track and monitor.update(monitored) and validation_source is not None:
+        best = Checkpoint(trainer)
+    return _Progress(
+        progress.losses + (loss,),
+        validation_losses,
+        Checkpoint(trainer) if keep_checkpoint else None,
+        best,
+        time.perf_counter() - started,
+    )
+
+
+def _finish(trainer, train_source, validation_source, validation_seed, progress, start, history):
+    """Restore the best weights, or the start when training never beat it."""
+    if validation_source is not None:
+        if progress.best is not None:
+            progress.best.restore(trainer)
+        history["kept_start"] = progress.best is start and start is not None
+    elif start is not None:
+        final_loss = trainer.evaluate(train_source, validation_seed)
+        if final_loss >= history["start_loss"]:
+            start.restore(trainer)
+            history["kept_start"] = True

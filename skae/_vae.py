@@ -6,10 +6,11 @@ import numpy as np
 import torch
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import BaseAutoencoder, check_unit_interval, seeds
+from ._base import BaseAutoencoder, check_unit_interval
 from ._compat import Interval, StrOptions
 from ._data import block_rows
 from ._models import VariationalModel
+from ._random import seeded_generator, seeds
 
 
 class VAETransformer(BaseAutoencoder):
@@ -227,26 +228,31 @@ class VAETransformer(BaseAutoencoder):
         if self.likelihood == "bernoulli":
             check_unit_interval(X, "likelihood='bernoulli'")
 
-    def _build_model(self, n_features, center, scale, input_scales):
-        output = "sigmoid" if self.likelihood == "bernoulli" else self.output_activation
+    def _build_model(self, spec, center, scale, input_scales):
+        likelihood = spec.option("likelihood")
+        output = "sigmoid" if likelihood == "bernoulli" else spec.output_activation
         encoder, decoder = self._encoder_decoder(
-            n_features,
+            spec,
             center,
             scale,
             input_scales,
             output_activation=output,
-            code_outputs=2 * self.n_components,
+            code_outputs=2 * spec.n_components,
         )
-        return VariationalModel(encoder, decoder, self.likelihood, self.beta)
+        return VariationalModel(encoder, decoder, likelihood, self.beta)
 
-    def _epoch_hook(self, epoch):
+    def _configure_model(self, model):
+        super()._configure_model(model)
+        model.beta = self.beta
+
+    def _epoch_hook(self, state, epoch):
         weight = self.beta
         if self.kl_warmup_epochs:
-            weight *= min(1.0, (self.n_iter_ + epoch + 1) / self.kl_warmup_epochs)
-        self._network.kl_weight = weight
+            weight *= min(1.0, (state.n_iter + epoch + 1) / self.kl_warmup_epochs)
+        state.network.kl_weight = weight
 
-    def _unmonitored_epochs(self):
-        return max(0, self.kl_warmup_epochs - self.n_iter_)
+    def _unmonitored_epochs(self, state):
+        return max(0, self.kl_warmup_epochs - state.n_iter)
 
     def score_samples(self, X):
         """The evidence lower bound (ELBO) of each sample, in nats.
@@ -291,7 +297,7 @@ class VAETransformer(BaseAutoencoder):
         check_is_fitted(self)
         if isinstance(n_draws, bool) or not isinstance(n_draws, numbers.Integral) or n_draws < 1:
             raise ValueError(f"n_draws must be a positive integer; got {n_draws!r}.")
-        X = self._validate(X, reset=False)
+        X = self._validate_scored(X)
         return self._map(
             "importance_weighted_bound",
             X,
@@ -299,7 +305,7 @@ class VAETransformer(BaseAutoencoder):
             dtype=np.float64,
             rows_per_block=block_rows(X.shape[1] * min(n_draws, 50)),
             n_draws=n_draws,
-            generator=self._generator(random_state, self.device_),
+            generator=self._generator(random_state, self._state.device),
         )
 
     def sample(self, n_samples=1, random_state=None):
@@ -328,4 +334,4 @@ class VAETransformer(BaseAutoencoder):
 
     @staticmethod
     def _generator(random_state, device):
-        return torch.Generator(device=device).manual_seed(int(seeds(random_state, 1)[0]))
+        return seeded_generator(seeds(random_state, 1)[0], device=device)

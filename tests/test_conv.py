@@ -57,7 +57,7 @@ def test_wrong_input_shape_is_a_clear_error():
         AutoencoderTransformer(**CONV).fit(X)
     with pytest.raises(ValueError, match="needs input_shape"):
         AutoencoderTransformer(input_shape=(28, 28), **CONV).fit(X)
-    with pytest.raises(ValueError, match="conv_channels must be positive"):
+    with pytest.raises(ValueError, match="conv_channels must be a sequence of positive integers"):
         AutoencoderTransformer(input_shape=(1, 28, 28), **{**CONV, "conv_channels": (0,)}).fit(X)
 
 
@@ -98,5 +98,5 @@ def test_changing_input_shape_on_warm_start_is_refused():
     X = images((1, 6, 6))
     model = AutoencoderTransformer(input_shape=(1, 6, 6), warm_start=True, **CONV).fit(X)
     model.set_params(input_shape=(4, 3, 3))
-    with pytest.raises(ValueError, match="conv changed"):
+    with pytest.raises(ValueError, match="input_shape changed"):
         model.fit(X)

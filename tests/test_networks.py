@@ -9,7 +9,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.decomposition import PCA
 from torch import nn
 
-from skae._base import data_scale, whitened_pca
+from skae._initialization import data_scale, whitened_pca
 from skae._networks import (
     LinearShortcut,
     SeededDropout,
@@ -231,8 +231,8 @@ def test_dense_encoder_decoder_adds_shortcuts_only_with_hidden_layers(
         linear_shortcut=linear_shortcut,
     )
 
-    assert isinstance(encoder[1], LinearShortcut) is expected
-    assert isinstance(decoder[0], LinearShortcut) is expected
+    assert isinstance(encoder.body, LinearShortcut) is expected
+    assert isinstance(decoder.body, LinearShortcut) is expected
     assert encoder(torch.zeros(3, 6)).shape == (3, 4)
     assert decoder(torch.zeros(3, 2)).shape == (3, 6)
 

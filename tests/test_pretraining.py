@@ -6,7 +6,7 @@ import torch
 from sklearn.decomposition import PCA
 from torch import nn
 
-import skae._base
+import skae._fitting
 from skae._networks import dense_encoder_decoder
 from skae._pretraining import layer_pairs, linear_blocks
 
@@ -65,8 +65,8 @@ def test_pretraining_changes_the_hidden_layers(make_estimator, digits_X):
     params = {**DEEP, "linear_shortcut": False, "max_epochs": 1}
     plain = make_estimator(**{**params, "pretrain": None}).fit(digits_X)
     pretrained = make_estimator(**params).fit(digits_X)
-    first_plain = plain.encoder_[1][0].weight
-    first_pretrained = pretrained.encoder_[1][0].weight
+    first_plain = plain.encoder_.body[0].weight
+    first_pretrained = pretrained.encoder_.body[0].weight
     assert not torch.allclose(first_plain, first_pretrained)
 
 
@@ -93,13 +93,13 @@ def test_pretraining_is_reproducible_and_leaves_global_rng_alone(make_autoencode
 
 def test_pretraining_uses_only_the_training_split(make_autoencoder, digits_X, monkeypatch):
     seen = []
-    original = skae._base.pretrain_layerwise
+    original = skae._fitting.pretrain_layerwise
 
     def spy(model, source, train_pair):
         seen.append(len(source))
         return original(model, source, train_pair)
 
-    monkeypatch.setattr(skae._base, "pretrain_layerwise", spy)
+    monkeypatch.setattr(skae._fitting, "pretrain_layerwise", spy)
     make_autoencoder(**DEEP, early_stopping=True, validation_fraction=0.25).fit(digits_X)
     assert seen == [digits_X.shape[0] - round(0.25 * digits_X.shape[0])]
 
@@ -111,9 +111,9 @@ def test_warm_start_does_not_pretrain_again(make_autoencoder, digits_X, monkeypa
     def fail(*args):
         raise AssertionError("pretrained again")
 
-    monkeypatch.setattr(skae._base, "pretrain_layerwise", fail)
+    monkeypatch.setattr(skae._fitting, "pretrain_layerwise", fail)
     estimator.fit(digits_X)
-    assert estimator.pretrain_loss_curves_ is curves
+    assert estimator.pretrain_loss_curves_ == curves
 
 
 def test_pretraining_needs_the_dense_architecture(make_autoencoder):

@@ -225,8 +225,8 @@ def test_cosine_schedule_decays_the_learning_rate(make_estimator, digits_middle_
     cosine = make_estimator(learning_rate_schedule="cosine", **params).fit(digits_middle_X)
 
     assert cosine.n_iter_ == 10
-    assert constant._optimizer.param_groups[0]["lr"] == 1e-3
-    last_rate = cosine._optimizer.param_groups[0]["lr"]
+    assert constant._state.optimizer_state["param_groups"][0]["lr"] == 1e-3
+    last_rate = cosine._state.optimizer_state["param_groups"][0]["lr"]
     assert 0 < last_rate < 0.05 * 1e-3
     assert cosine.loss_curve_[0] == constant.loss_curve_[0]  # the first epoch is at full rate
     assert not np.allclose(cosine.transform(digits_middle_X), constant.transform(digits_middle_X))
@@ -235,12 +235,12 @@ def test_cosine_schedule_decays_the_learning_rate(make_estimator, digits_middle_
 def test_cosine_schedule_restarts_with_every_fit(make_estimator, digits_middle_X):
     estimator = make_estimator(learning_rate_schedule="cosine", warm_start=True, max_epochs=4)
     estimator.fit(digits_middle_X)
-    rate = estimator._optimizer.param_groups[0]["lr"]
+    rate = estimator._state.optimizer_state["param_groups"][0]["lr"]
 
     estimator.fit(digits_middle_X)
 
     assert estimator.n_iter_ == 8
-    assert estimator._optimizer.param_groups[0]["lr"] == rate
+    assert estimator._state.optimizer_state["param_groups"][0]["lr"] == rate
 
 
 def test_invalid_schedule_is_rejected(make_estimator, small_X):

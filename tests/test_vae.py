@@ -260,7 +260,7 @@ def test_iwae_converges_to_the_exact_likelihood_of_a_linear_gaussian_vae(low_ran
         device="cpu",
         random_state=0,
     ).fit(low_rank_X)
-    linear, output = vae.decoder_[0][0], vae.decoder_[-1]
+    linear, output = vae.decoder_.body[0], vae.decoder_.output
     W = linear.weight.detach().double().numpy()
     b = linear.bias.detach().double().numpy()
     scale = float(output.scale)

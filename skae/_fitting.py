@@ -1,0 +1,259 @@
+"""One fitting call (``fit``, ``partial_fit``, a warm start): data in, a new state out.
+
+:func:`fit_call` never changes the estimator's fitted state: it builds a new
+:class:`~skae._state.FitState`, or trains a copy of the current one, and
+returns it for the estimator to put in place.
+"""
+
+import functools
+import math
+from typing import NamedTuple
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.model_selection import train_test_split
+
+from ._data import RowSource
+from ._device import resolve_device
+from ._initialization import data_scale, seeded_model, start_from_pca
+from ._params import NetworkSpec, check_params
+from ._pretraining import pretrain_layerwise
+from ._random import seeded_generator, seeds
+from ._state import FitState
+from ._training import ConvergenceMonitor, Trainer, make_optimizer, run_epochs
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+class FitOutcome(NamedTuple):
+    """What a fitting call hands back to the estimator."""
+
+    state: FitState
+    warnings: list
+    interrupted: KeyboardInterrupt | None
+
+
+def check_float32_range(X, what="X"):
+    """Raise a ValueError when ``X`` holds values that float32 cannot represent."""
+    values = X.data if sp.issparse(X) else X
+    if values.dtype == np.float64 and values.size:
+        largest = max(-float(values.min()), float(values.max()))
+        if largest > _FLOAT32_MAX:
+            raise ValueError(
+                f"{what} holds values up to {largest:.4g} in magnitude, beyond float32's "
+                f"range ({_FLOAT32_MAX:.4g}), in which the network computes. Scale the "
+                "data first (e.g. StandardScaler)."
+            )
+
+
+def fit_call(estimator, X, *, partial):
+    """Train ``estimator``'s model on ``X`` for one fitting call; see the module docstring."""
+    check_params(estimator)
+    if partial and estimator.early_stopping:
+        raise ValueError(
+            "partial_fit does not support early_stopping=True: it makes one "
+            "pass over the data it is given and holds none back."
+        )
+    previous = getattr(estimator, "_state", None)
+    continuing = previous is not None and (partial or estimator.warm_start)
+    X = estimator._validate(X, reset=not continuing)
+    check_float32_range(X)
+    estimator._check_training_data(X)
+    spec = NetworkSpec.from_estimator(estimator, X.shape[1])
+    if continuing and spec.changes_from(previous.spec):
+        raise ValueError(
+            f"{', '.join(spec.changes_from(previous.spec))} changed since the network was "
+            "built; continued training (warm_start or partial_fit) needs the same "
+            "network. Fit with warm_start=False to build a new one."
+        )
+    device = resolve_device(estimator.device)
+    init_seed, shuffle_seed, noise_seed, split_seed = seeds(estimator.random_state, 4)
+    train_X, validation_X = X, None
+    if estimator.early_stopping:
+        train_X, validation_X = _split(X, estimator.validation_fraction, split_seed)
+    if estimator.batch_norm and min(train_X.shape[0], estimator.batch_size) < 2:
+        raise ValueError(
+            "batch_norm=True needs batches of at least 2 samples; got "
+            f"{train_X.shape[0]} training samples with batch_size={estimator.batch_size}."
+        )
+    train_source = RowSource(train_X, device)
+    if continuing:
+        state = previous.copy()
+        state.place(device)
+    else:
+        state = _new_state(estimator, spec, X, train_source, init_seed, device, partial)
+    estimator._configure_model(state.network)
+    validation = None if validation_X is None else RowSource(validation_X, device)
+    return _train(
+        estimator,
+        state,
+        train_source,
+        validation,
+        partial,
+        continuing,
+        (shuffle_seed, noise_seed, split_seed),
+    )
+
+
+def _split(X, validation_fraction, seed):
+    n_validation = int(round(validation_fraction * X.shape[0]))
+    if n_validation < 1 or n_validation >= X.shape[0]:
+        raise ValueError(
+            f"early_stopping needs a validation split: validation_fraction="
+            f"{validation_fraction} of {X.shape[0]} samples leaves "
+            f"{n_validation} for validation. Use more samples or set "
+            "early_stopping=False."
+        )
+    train, validation = train_test_split(
+        np.arange(X.shape[0]), test_size=n_validation, random_state=int(seed)
+    )
+    return X[np.sort(train)], X[np.sort(validation)]
+
+
+def _new_state(estimator, spec, X, train_source, seed, device, partial):
+    """A new network on ``device``: seeded, pretrained if asked (not by partial_fit), PCA start."""
+    scales = data_scale(X)
+    model = seeded_model(functools.partial(estimator._build_model, spec, *scales), seed)
+    state = FitState(
+        network=model.to(device),
+        spec=spec,
+        device=device,
+        validation_loss_curve=[] if estimator.early_stopping else None,
+    )
+    estimator._configure_model(model)
+    if not partial and estimator.pretrain == "layerwise":
+        state.pretrain_loss_curves = _pretrain(estimator, model, train_source, device, seed)
+    start_from_pca(model, X, scales, spec.n_components, seed)
+    return state
+
+
+def make_trainer(estimator, network, optimizer, device, shuffle_seed, noise_seed, offset=0):
+    """A :class:`Trainer` with generators seeded from the two seeds and ``offset``."""
+    return Trainer(
+        network,
+        optimizer,
+        device,
+        batch_size=estimator.batch_size,
+        shuffle_generator=seeded_generator(shuffle_seed, offset),
+        noise_generator=seeded_generator(noise_seed, offset, device),
+        precision=estimator.precision,
+    )
+
+
+def _pretrain(estimator, model, train_source, device, seed):
+    """Greedy layer-wise pretraining; returns each layer pair's loss curve."""
+    shuffle_seed, noise_seed = seeds(int(seed), 2)
+
+    def train_pair(pair, source, label):
+        optimizer = make_optimizer(
+            estimator.optimizer,
+            pair.trainable_parameters(),
+            estimator.learning_rate,
+            estimator.weight_decay,
+            device,
+        )
+        trainer = make_trainer(estimator, pair, optimizer, device, shuffle_seed, noise_seed)
+        history = run_epochs(
+            trainer,
+            source,
+            estimator.pretrain_epochs,
+            monitor=ConvergenceMonitor(estimator.tol, estimator.n_iter_no_change),
+            on_epoch=functools.partial(_report_pretraining, estimator, label),
+        )
+        return history["loss"]
+
+    return pretrain_layerwise(model, train_source, train_pair)
+
+
+def _report_pretraining(estimator, pair, epoch, loss, validation_losses, seconds):
+    if estimator.verbose:
+        print(
+            f"Pretraining layer pair {pair}, epoch {epoch + 1}: loss {loss:.6g}, {seconds:.2f} s",
+            flush=True,
+        )
+
+
+def _train(estimator, state, train_source, validation, partial, continuing, train_seeds):
+    shuffle_seed, noise_seed, split_seed = train_seeds
+    n_epochs = 1 if partial else estimator.max_epochs
+    optimizer = state.optimizer(
+        estimator.optimizer, estimator.learning_rate, estimator.weight_decay
+    )
+    trainer = make_trainer(
+        estimator, state.network, optimizer, state.device, shuffle_seed, noise_seed, state.n_iter
+    )
+    unmonitored = estimator._unmonitored_epochs(state)
+    history = run_epochs(
+        trainer,
+        train_source,
+        n_epochs,
+        monitor=ConvergenceMonitor(estimator.tol, estimator.n_iter_no_change),
+        validation_source=validation,
+        validation_seed=int(split_seed),
+        unmonitored_epochs=unmonitored,
+        start_is_candidate=not partial,
+        interruptible=True,
+        on_epoch=functools.partial(_report_epoch, estimator, state),
+        before_epoch=functools.partial(_before_epoch, estimator, state, optimizer, n_epochs),
+    )
+    state.network.eval()
+    state.keep_optimizer(estimator.optimizer, optimizer)
+    messages = _record(estimator, state, history, unmonitored, partial, continuing)
+    return FitOutcome(state, messages, history["interrupted"])
+
+
+def _before_epoch(estimator, state, optimizer, n_epochs, epoch):
+    rate = estimator.learning_rate
+    if estimator.learning_rate_schedule == "cosine":
+        rate *= 0.5 * (1 + math.cos(math.pi * epoch / n_epochs))
+    for group in optimizer.param_groups:
+        group["lr"] = rate
+    estimator._epoch_hook(state, epoch)
+
+
+def _report_epoch(estimator, state, epoch, loss, validation_losses, seconds):
+    if not estimator.verbose:
+        return
+    report = functools.partial(_in_reported_units, state.network)
+    line = f"Epoch {state.n_iter + epoch + 1}: loss {report(loss):.6g}"
+    if validation_losses:
+        line += f", validation loss {report(validation_losses[-1]):.6g}"
+    print(f"{line}, {seconds:.2f} s", flush=True)
+
+
+def _in_reported_units(network, loss):
+    return loss * network.loss_unit + network.loss_offset
+
+
+def _record(estimator, state, history, unmonitored, partial, continuing):
+    """Add the call's history to ``state``; return the warnings it calls for."""
+    report = functools.partial(_in_reported_units, state.network)
+    state.loss_curve.extend(report(loss) for loss in history["loss"])
+    if history["validation_loss"]:
+        state.validation_loss_curve = list(state.validation_loss_curve or [])
+        state.validation_loss_curve.extend(report(loss) for loss in history["validation_loss"])
+    monitored = history["validation_loss"] or history["loss"]
+    # Losses of warm-up epochs measure another objective.
+    monitored = monitored[unmonitored:] or monitored
+    best = history["start_loss"] if history["kept_start"] else min(monitored)
+    state.best_loss = report(best)
+    state.n_iter += len(history["loss"])
+    name = type(estimator).__name__
+    if history["kept_start"]:
+        started = (
+            "the previously fitted model"
+            if continuing
+            else "the model it started from (a PCA of the training data, where the "
+            "network has a linear path)"
+        )
+        return [
+            f"{name} did not improve on {started} and kept it. Try a lower "
+            "learning_rate, more epochs or another network."
+        ]
+    if not partial and not history["converged"] and history["interrupted"] is None:
+        return [
+            f"{name} stopped after max_epochs={estimator.max_epochs} "
+            "epochs while the loss was still improving; more epochs may give "
+            "a better model."
+        ]
+    return []

@@ -1,0 +1,127 @@
+"""How a new network starts: the data's centre and scale, seeded weights, a PCA start."""
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from sklearn.decomposition import PCA
+from sklearn.utils.sparsefuncs import mean_variance_axis
+
+from ._networks import (
+    has_linear_start,
+    last_weighted_layer,
+    reset_parameters,
+    start_linear_paths,
+)
+from ._random import seeded_generator
+
+# Features whose spread is below this share of the common scale are divided
+# by that share instead of their own spread, so near-constant features (the
+# border pixels of digit images) are not blown up at the encoder's input.
+INPUT_SCALE_FLOOR = 0.1
+# The PCA start is fitted on a random subset of about this many values.
+_PCA_VALUES = 1 << 24
+
+
+def data_scale(X):
+    """How the data is conditioned for the network.
+
+    Returns
+    -------
+    center : ndarray of shape (n_features,)
+        The feature means.
+    scale : float
+        The root mean feature variance: one common scale in which the decoder
+        works and the loss is measured. One scale for all features is a change
+        of units, not a reweighting, so the best reconstruction stays the one
+        with the least squared error in the user's units, as with PCA.
+    input_scales : ndarray of shape (n_features,)
+        Per-feature spreads (floored at ``INPUT_SCALE_FLOOR * scale``) that
+        standardise the encoder's input. This only reparameterises the first
+        layer, so it changes no objective, but lets the encoder see
+        low-variance features on raw tabular data.
+    """
+    if sp.issparse(X):
+        center, variance = mean_variance_axis(X, axis=0)
+    else:
+        center, variance = X.mean(axis=0, dtype=np.float64), X.var(axis=0, dtype=np.float64)
+    scale = float(np.sqrt(np.mean(variance)))
+    if not np.isfinite(scale) or scale <= 0:
+        scale = 1.0
+    input_scales = np.maximum(np.sqrt(variance), INPUT_SCALE_FLOOR * scale)
+    return np.asarray(center, dtype=np.float64), scale, input_scales
+
+
+def whitened_pca(X, center, scale, input_scales, n_components, seed):
+    """Encoder and decoder weights of a whitened PCA, in the network's own spaces.
+
+    PCA is fitted (on at most about 16M values of ``X``) in the output space
+    ``(x - center) / scale``, where the loss is measured. The encoder weight
+    acts on the encoder's input ``(x - center) / input_scales`` and gives
+    codes of unit variance; the decoder weight maps them back. Codes beyond
+    the data's rank get zero weights.
+
+    Returns
+    -------
+    encoder_weight : ndarray of shape (n_components, n_features)
+    decoder_weight : ndarray of shape (n_features, n_components)
+    residual_variance : float
+        PCA's mean squared reconstruction error per feature, in that space.
+    """
+    n_samples, n_features = X.shape
+    max_rows = max(100, _PCA_VALUES // n_features)
+    if n_samples > max_rows:
+        rows = np.random.default_rng(seed).choice(n_samples, max_rows, replace=False)
+        X = X[np.sort(rows)]
+    T = ((X.toarray() if sp.issparse(X) else X) - center) / scale
+    n = min(n_components, *T.shape)
+    encoder_weight = np.zeros((n_components, n_features))
+    decoder_weight = np.zeros((n_features, n_components))
+    variance = T.var(axis=0)
+    if T.shape[0] < 2 or not np.any(variance > 0):
+        return encoder_weight, decoder_weight, 1.0
+    pca = PCA(n_components=n, svd_solver="full").fit(T)
+    # Directions without variance (constant data) keep zero weights.
+    n = int(np.sum(pca.explained_variance_ > 1e-12))
+    spread = np.sqrt(pca.explained_variance_[:n])
+    components = pca.components_[:n]
+    encoder_weight[:n] = components * (input_scales / scale) / spread[:, None]
+    decoder_weight[:, :n] = components.T * spread
+    explained = pca.explained_variance_[:n].sum() * (T.shape[0] - 1) / T.shape[0]
+    residual_variance = max(variance.sum() - explained, 0.0) / n_features
+    return encoder_weight, decoder_weight, residual_variance
+
+
+def seeded_model(build, seed):
+    """``build()``'s model in float32, its weights drawn from ``seed`` alone.
+
+    Layers draw their first weights from the global RNG as they are built;
+    ``fork_rng`` puts it back, and ``reset_parameters`` redraws them from our
+    own generator. ``float()`` overrides any default dtype.
+    """
+    with torch.random.fork_rng(devices=[]):
+        model = build().float()
+    return reset_parameters(model, seeded_generator(seed))
+
+
+def start_from_pca(model, X, data_scales, n_components, seed):
+    """Start ``model``'s linear paths (or its linear layers) as a whitened PCA of ``X``.
+
+    The decoder starts as PCA too when its output is linear. Does nothing
+    for a network without a linear path to start (a convolutional or dense
+    network with ``linear_shortcut=False``).
+    """
+    encoder_body, decoder_body = model.encoder.body, model.decoder.body
+    if not (has_linear_start(encoder_body) and has_linear_start(decoder_body)):
+        return
+    center, scale, input_scales = data_scales
+    encoder_weight, decoder_weight, residual_variance = whitened_pca(
+        X, center, scale, input_scales, n_components, seed
+    )
+    n_code_outputs = last_weighted_layer(encoder_body).out_features
+    encoder_weight = np.vstack(
+        [encoder_weight, np.zeros((n_code_outputs - n_components, X.shape[1]))]
+    )
+    if model.output_layer.activation != "linear":
+        decoder_weight = None
+    start_linear_paths(encoder_body, decoder_body, encoder_weight, decoder_weight)
+    model.started_from_pca(residual_variance)

@@ -1,0 +1,29 @@
+"""Seeds and generators drawn from a ``random_state``, never from global RNGs."""
+
+import numpy as np
+import torch
+from sklearn.utils import check_random_state
+
+_SEED_LIMIT = np.iinfo(np.int32).max
+# Spreads the streams of consecutive calls (offsets) of one seed apart.
+_OFFSET_STRIDE = 7919
+
+
+def seeds(random_state, n):
+    """``n`` integer seeds drawn from ``random_state``.
+
+    ``None`` draws fresh entropy from the operating system instead of
+    numpy's global RNG, so fitting never changes the user's random state.
+    """
+    if random_state is None:
+        return [int(s) for s in np.random.default_rng().integers(_SEED_LIMIT, size=n)]
+    return [int(s) for s in check_random_state(random_state).randint(_SEED_LIMIT, size=n)]
+
+
+def seeded_generator(seed, offset=0, device="cpu"):
+    """A ``torch.Generator`` on ``device`` seeded from ``seed`` and ``offset``.
+
+    ``offset`` (e.g. the epochs run so far) gives each continued fit its own
+    stream from the same seed.
+    """
+    return torch.Generator(device=device).manual_seed(int(seed) * _OFFSET_STRIDE + int(offset))
