@@ -88,6 +88,12 @@ def make_vae():
     return fast_vae
 
 
+@pytest.fixture(params=["autoencoder", "vae"])
+def make_estimator(request, make_autoencoder, make_vae):
+    """Each estimator's fast factory in turn: tests of what both share."""
+    return make_autoencoder if request.param == "autoencoder" else make_vae
+
+
 @pytest.fixture
 def digits_middle_X(_digits):
     """The middle five pixel rows of the 200 digits: float64 of shape (200, 40) in [0, 1].

@@ -1,29 +1,22 @@
 """Behaviour of AutoencoderTransformer, beyond scikit-learn's common checks."""
 
-import copy
-import io
-import pickle
 import re
 import warnings
 
-import joblib
 import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
 import torch
 from numpy.testing import assert_allclose, assert_array_equal
-from sklearn.base import clone
 from sklearn.datasets import load_wine
 from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
-from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, train_test_split
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 import skae
 from skae import AutoencoderTransformer, DivergenceError, VAETransformer
+from helpers import pickle_round_trip
 
 # Tiny fits rarely converge; tests that are about convergence record warnings themselves.
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -142,21 +135,6 @@ def test_loss_curve_is_the_training_mse_in_data_units(make_autoencoder, digits_X
 # ------------------------------------------------------ scikit-learn tools
 
 
-def test_pipeline_with_scaler_and_classifier(make_autoencoder, digits):
-    X, y = digits
-    pipe = make_pipeline(
-        StandardScaler(),
-        make_autoencoder(n_components=8, max_epochs=10),
-        LogisticRegression(max_iter=500),
-    )
-
-    pipe.fit(X, y)
-
-    assert pipe.predict(X).shape == (200,)
-    # Ten classes: chance is about 0.1.
-    assert pipe.score(X, y) > 0.5
-
-
 def test_grid_search_uses_score_without_a_scoring_argument(make_autoencoder, digits_X):
     search = GridSearchCV(make_autoencoder(), {"n_components": [1, 4]}, cv=2)
     search.fit(digits_X)
@@ -183,81 +161,7 @@ def test_grid_search_in_parallel_matches_serial(make_autoencoder, digits_X):
 # ------------------------------------------------------------- persistence
 
 
-def pickle_round_trip(ae):
-    return pickle.loads(pickle.dumps(ae))
-
-
-def joblib_round_trip(ae):
-    buffer = io.BytesIO()
-    joblib.dump(ae, buffer)
-    buffer.seek(0)
-    return joblib.load(buffer)
-
-
-@pytest.mark.parametrize("round_trip", [pickle_round_trip, joblib_round_trip, copy.deepcopy])
-def test_persistence_round_trip_gives_identical_output(make_autoencoder, small_X, round_trip):
-    ae = make_autoencoder().fit(small_X)
-    codes = ae.transform(small_X)
-
-    restored = round_trip(ae)
-
-    assert_array_equal(restored.transform(small_X), codes)
-    assert_array_equal(restored.inverse_transform(codes), ae.inverse_transform(codes))
-    assert restored.score(small_X) == ae.score(small_X)
-    assert restored.n_iter_ == ae.n_iter_
-    assert restored.loss_curve_ == ae.loss_curve_
-    assert isinstance(restored.encoder_, torch.nn.Module)
-
-
-@pytest.mark.parametrize("round_trip", [pickle_round_trip, copy.deepcopy])
-def test_restored_model_keeps_training_like_the_original(make_autoencoder, small_X, round_trip):
-    original = make_autoencoder().partial_fit(small_X)
-    restored = round_trip(original)
-
-    # The optimiser's state travels too: both continue identically.
-    original.partial_fit(small_X)
-    restored.partial_fit(small_X)
-
-    assert restored.n_iter_ == 2
-    assert_array_equal(restored.transform(small_X), original.transform(small_X))
-
-
-def test_deepcopy_is_independent_of_the_original(make_autoencoder, small_X):
-    original = make_autoencoder().fit(small_X)
-    codes = original.transform(small_X)
-
-    copy.deepcopy(original).partial_fit(small_X)
-
-    assert original.n_iter_ == 3
-    assert_array_equal(original.transform(small_X), codes)
-
-
-def test_clone_refits_to_identical_output(make_autoencoder, small_X):
-    ae = make_autoencoder().fit(small_X)
-
-    cloned = clone(ae)
-
-    assert not hasattr(cloned, "encoder_")
-    assert_array_equal(cloned.fit(small_X).transform(small_X), ae.transform(small_X))
-
-
 # ------------------------------------------------------------ input types
-
-
-@pytest.mark.parametrize("to_sparse", [sp.csr_matrix, sp.csc_matrix])
-def test_sparse_input_matches_dense(make_autoencoder, small_X, to_sparse):
-    X_sparse = to_sparse(small_X)
-
-    dense = make_autoencoder().fit(small_X)
-    sparse = make_autoencoder().fit(X_sparse)
-
-    assert_allclose(sparse.transform(X_sparse), dense.transform(small_X), rtol=1e-5, atol=1e-6)
-    assert_array_equal(dense.transform(X_sparse), dense.transform(small_X))
-    assert dense.score(X_sparse) == pytest.approx(dense.score(small_X), rel=1e-12)
-    assert_array_equal(
-        dense.inverse_transform(sp.csr_matrix(dense.transform(small_X))),
-        reconstruct(dense, small_X),
-    )
 
 
 def test_dataframe_input_sets_feature_names(make_autoencoder, small_X):

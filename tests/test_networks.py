@@ -23,12 +23,6 @@ from skae._networks import (
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 
-@pytest.fixture(params=["autoencoder", "vae"])
-def make_estimator(request, make_autoencoder, make_vae):
-    """Each estimator's fast factory in turn."""
-    return make_autoencoder if request.param == "autoencoder" else make_vae
-
-
 def reconstruction_mse(estimator, X):
     return np.mean((X - estimator.inverse_transform(estimator.transform(X))) ** 2)
 

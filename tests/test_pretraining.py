@@ -43,11 +43,6 @@ def test_layer_pairs_mirror_each_other(linear_shortcut):
     assert shapes == [(64, 32, 32, 64), (32, 16, 16, 32), (16, 4, 4, 16)]
 
 
-@pytest.fixture(params=["make_autoencoder", "make_vae"])
-def make_estimator(request):
-    return request.getfixturevalue(request.param)
-
-
 def test_each_layer_pair_learns(make_estimator, digits_X):
     estimator = make_estimator(**DEEP, pretrain_epochs=5, max_epochs=1).fit(digits_X)
     curves = estimator.pretrain_loss_curves_

@@ -13,12 +13,6 @@ from skae._training import ConvergenceMonitor, batch_bounds
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 
-@pytest.fixture(params=["autoencoder", "vae"])
-def make_estimator(request, make_autoencoder, make_vae):
-    """Each estimator's fast factory in turn."""
-    return make_autoencoder if request.param == "autoencoder" else make_vae
-
-
 # ------------------------------------------------------ ConvergenceMonitor
 
 

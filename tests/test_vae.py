@@ -1,24 +1,17 @@
 """Behaviour of VAETransformer, beyond scikit-learn's common checks."""
 
-import copy
-import io
-import pickle
 import re
 
-import joblib
 import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy.stats import multivariate_normal
-from sklearn.base import clone
-from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from skae import VAETransformer
+from helpers import pickle_round_trip
 
 # Tiny fits rarely converge; tests that are about convergence record warnings themselves.
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -388,22 +381,6 @@ def test_training_without_warmup_runs_past_ten_epochs(make_vae, digits_middle_X,
 # ------------------------------------------------------ scikit-learn tools
 
 
-def test_pipeline_with_scaler_and_classifier(make_vae, digits):
-    X, y = digits
-    X = X[:, 16:56]  # the middle pixel rows keep the fit fast
-    pipe = make_pipeline(
-        StandardScaler(),
-        make_vae(n_components=8, max_epochs=10),
-        LogisticRegression(max_iter=500),
-    )
-
-    pipe.fit(X, y)
-
-    assert pipe.predict(X).shape == (200,)
-    # Ten classes: chance is about 0.1.
-    assert pipe.score(X, y) > 0.5
-
-
 def test_grid_search_scores_are_elbos(make_vae, digits_middle_X):
     search = GridSearchCV(make_vae(), {"n_components": [1, 4]}, cv=2)
     search.fit(digits_middle_X)
@@ -420,58 +397,6 @@ def test_grid_search_scores_are_elbos(make_vae, digits_middle_X):
 
 
 # ------------------------------------------------------------- persistence
-
-
-def pickle_round_trip(vae):
-    return pickle.loads(pickle.dumps(vae))
-
-
-def joblib_round_trip(vae):
-    buffer = io.BytesIO()
-    joblib.dump(vae, buffer)
-    buffer.seek(0)
-    return joblib.load(buffer)
-
-
-@pytest.mark.parametrize("round_trip", [pickle_round_trip, joblib_round_trip, copy.deepcopy])
-def test_persistence_round_trip_gives_identical_output(make_vae, small_X, round_trip):
-    vae = make_vae(kl_warmup_epochs=5).fit(small_X)
-    codes = vae.transform(small_X)
-
-    restored = round_trip(vae)
-
-    assert_array_equal(restored.transform(small_X), codes)
-    assert_array_equal(restored.inverse_transform(codes), vae.inverse_transform(codes))
-    assert_array_equal(restored.score_samples(small_X), vae.score_samples(small_X))
-    assert_array_equal(restored.sample(3, random_state=0), vae.sample(3, random_state=0))
-    assert_array_equal(
-        restored.iwae_log_likelihood(small_X, n_draws=4, random_state=0),
-        vae.iwae_log_likelihood(small_X, n_draws=4, random_state=0),
-    )
-    assert restored.loss_curve_ == vae.loss_curve_
-    assert restored._network.kl_weight == vae._network.kl_weight
-
-
-@pytest.mark.parametrize("round_trip", [pickle_round_trip, copy.deepcopy])
-def test_restored_model_keeps_training_like_the_original(make_vae, small_X, round_trip):
-    original = make_vae(kl_warmup_epochs=4).partial_fit(small_X)
-    restored = round_trip(original)
-
-    original.partial_fit(small_X)
-    restored.partial_fit(small_X)
-
-    assert restored.n_iter_ == 2
-    assert_array_equal(restored.transform(small_X), original.transform(small_X))
-
-
-def test_clone_refits_to_identical_output(make_vae, small_X):
-    vae = make_vae(beta=2.0).fit(small_X)
-
-    cloned = clone(vae)
-
-    assert not hasattr(cloned, "encoder_")
-    assert cloned.get_params() == vae.get_params()
-    assert_array_equal(cloned.fit(small_X).transform(small_X), vae.transform(small_X))
 
 
 # ------------------------------------------------------ invalid parameters
@@ -495,21 +420,6 @@ def test_invalid_parameters_raise_at_fit(make_vae, small_X, params, message):
 
 
 # ------------------------------------------------------------ input types
-
-
-def test_sparse_input_matches_dense(make_vae, small_X):
-    X_sparse = sp.csr_matrix(small_X)
-
-    dense = make_vae().fit(small_X)
-    sparse = make_vae().fit(X_sparse)
-
-    assert_allclose(sparse.transform(X_sparse), dense.transform(small_X), rtol=1e-5, atol=1e-6)
-    assert_array_equal(dense.transform(X_sparse), dense.transform(small_X))
-    assert dense.score(X_sparse) == pytest.approx(dense.score(small_X), rel=1e-12)
-    assert_array_equal(
-        dense.iwae_log_likelihood(X_sparse, n_draws=4, random_state=0),
-        dense.iwae_log_likelihood(small_X, n_draws=4, random_state=0),
-    )
 
 
 # -------------------------------------------------------------------- GPU

@@ -1,0 +1,319 @@
+"""Every fitting call is a transaction: it completes, or leaves the estimator as it was.
+
+Failures are injected through ``Trainer.step`` (one optimiser step per
+batch), never by timing; the one real signal is sent to a subprocess.
+"""
+
+import copy
+import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
+
+from skae import AutoencoderTransformer, DivergenceError, VAETransformer
+from skae._training import Trainer, batch_bounds
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+FAST = dict(hidden_layer_sizes=(16,), batch_size=32, random_state=0, device="cpu", tol=0.0)
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def tensors_equal(a, b):
+    """Bit-for-bit equality of nested dicts and lists of tensors and plain values."""
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b)
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(tensors_equal(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(tensors_equal(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float) and math.isnan(a):
+        return isinstance(b, float) and math.isnan(b)
+    return a == b
+
+
+def captured(estimator, X):
+    """All of an estimator's fitted state, or None when it is not fitted."""
+    if not hasattr(estimator, "_state"):
+        return None
+    state = estimator._state
+    return {
+        "transform": torch.from_numpy(estimator.transform(X)),
+        "weights": {k: v.clone() for k, v in state.network.state_dict().items()},
+        "optimizer": copy.deepcopy(state.optimizer_state),
+        "optimizer_name": state.optimizer_name,
+        "attributes": {
+            name: copy.deepcopy(getattr(estimator, name))
+            for name in (
+                "loss_curve_",
+                "validation_loss_curve_",
+                "best_loss_",
+                "n_iter_",
+                "pretrain_loss_curves_",
+                "n_features_in_",
+            )
+        },
+        "network_settings": {
+            k: v for k, v in vars(state.network).items() if isinstance(v, (int, float, str))
+        },
+    }
+
+
+def assert_same_state(estimator, expected, X):
+    actual = captured(estimator, X)
+    if expected is None:
+        assert actual is None, "the estimator was unfitted and must stay so"
+        with pytest.raises(NotFittedError):
+            estimator.transform(X)
+        return
+    for key in expected:
+        assert tensors_equal(actual[key], expected[key]), key
+
+
+def inject(monkeypatch, at, failure):
+    """Make the ``at``-th optimiser step from now fail with ``failure``."""
+    original = Trainer.step
+    calls = [0]
+
+    def step(self, batch):
+        calls[0] += 1
+        if calls[0] != at:
+            return original(self, batch)
+        if failure == "divergence":
+            with torch.no_grad():
+                for parameter in self.network.parameters():
+                    parameter.fill_(math.nan)
+            return torch.tensor(math.nan)
+        raise failure()
+
+    monkeypatch.setattr(Trainer, "step", step)
+
+
+def steps_per_epoch(estimator, n_samples):
+    n_train = n_samples
+    if estimator.early_stopping:
+        n_train -= int(round(estimator.validation_fraction * n_samples))
+    return len(list(batch_bounds(n_train, estimator.batch_size)))
+
+
+CLASSES = [AutoencoderTransformer, VAETransformer]
+# (name, params for the call, whether the estimator is fitted before it, method)
+CALLS = [
+    ("new fit", {}, False, "fit"),
+    ("refit", {}, True, "fit"),
+    ("warm start", {"warm_start": True}, True, "fit"),
+    ("partial_fit", {}, True, "partial_fit"),
+    ("first partial_fit", {}, False, "partial_fit"),
+]
+
+
+def prepared(cls, call, early_stopping, X):
+    name, params, fitted_before, method = call
+    estimator = cls(**FAST, max_epochs=4, early_stopping=early_stopping, **params)
+    if fitted_before:
+        estimator.fit(X)
+    return estimator, getattr(estimator, method)
+
+
+def call_cases():
+    for cls in CLASSES:
+        for call in CALLS:
+            for early_stopping in (False, True):
+                if early_stopping and call[3] == "partial_fit":
+                    continue
+                yield pytest.param(
+                    cls, call, early_stopping, id=f"{cls.__name__}-{call[0]}-es{early_stopping:d}"
+                )
+
+
+# ------------------------------------------------- failures leave no trace
+
+
+@pytest.mark.parametrize("cls, call, early_stopping", list(call_cases()))
+@pytest.mark.parametrize(
+    "failure", ["nan data", "set_params", "divergence", MemoryError, RuntimeError]
+)
+def test_a_failed_call_leaves_the_estimator_as_it_was(
+    monkeypatch, digits_X, cls, call, early_stopping, failure
+):
+    estimator, method = prepared(cls, call, early_stopping, digits_X)
+    before = captured(estimator, digits_X)
+    X, expected_error = digits_X, ValueError
+    if failure == "nan data":
+        X = digits_X.copy()
+        X[5, 3] = np.nan
+    elif failure == "set_params":
+        estimator.set_params(learning_rate=-1.0)
+    else:
+        # The second batch of the second epoch (of the only one for partial_fit):
+        # after weights, and for fit curves, have moved.
+        epochs_before = 1 if call[3] == "fit" else 0
+        inject(monkeypatch, steps_per_epoch(estimator, len(X)) * epochs_before + 2, failure)
+        expected_error = DivergenceError if failure == "divergence" else failure
+
+    with pytest.raises(expected_error):
+        method(X)
+
+    estimator.set_params(learning_rate=1e-3)
+    assert_same_state(estimator, before, digits_X)
+
+
+@pytest.mark.parametrize("cls, call, early_stopping", list(call_cases()))
+def test_an_interrupt_in_the_first_epoch_leaves_the_estimator_as_it_was(
+    monkeypatch, digits_X, cls, call, early_stopping
+):
+    estimator, method = prepared(cls, call, early_stopping, digits_X)
+    before = captured(estimator, digits_X)
+    inject(monkeypatch, 3, KeyboardInterrupt)
+
+    with pytest.raises(KeyboardInterrupt):
+        method(digits_X)
+
+    assert_same_state(estimator, before, digits_X)
+
+
+@pytest.mark.parametrize(
+    "cls, call, early_stopping",
+    [case for case in call_cases() if case.values[1][3] == "fit"],
+)
+@pytest.mark.parametrize("completed_epochs", [1, 3])
+def test_an_interrupt_keeps_the_last_complete_epoch(
+    monkeypatch, digits_X, cls, call, early_stopping, completed_epochs
+):
+    estimator, method = prepared(cls, call, early_stopping, digits_X)
+    reference = copy.deepcopy(estimator).set_params(max_epochs=completed_epochs)
+    reference.fit(digits_X)
+    expected = captured(reference, digits_X)
+    inject(
+        monkeypatch,
+        steps_per_epoch(estimator, len(digits_X)) * completed_epochs + 2,
+        KeyboardInterrupt,
+    )
+
+    with pytest.raises(KeyboardInterrupt):
+        method(digits_X)
+
+    assert_same_state(estimator, expected, digits_X)
+    assert len(estimator.loss_curve_) == estimator.n_iter_
+
+
+def test_an_interrupt_during_pretraining_leaves_the_estimator_as_it_was(monkeypatch, digits_X):
+    estimator = AutoencoderTransformer(
+        **{**FAST, "hidden_layer_sizes": (32, 16)}, pretrain="layerwise", pretrain_epochs=2
+    ).fit(digits_X)
+    before = captured(estimator, digits_X)
+    inject(monkeypatch, 12, KeyboardInterrupt)  # the second layer pair's first epoch
+
+    with pytest.raises(KeyboardInterrupt):
+        estimator.fit(digits_X)
+
+    assert_same_state(estimator, before, digits_X)
+
+
+def test_a_real_sigint_keeps_a_consistent_usable_model(tmp_path):
+    script = tmp_path / "fit.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import sys
+            import numpy as np
+            import torch
+            from skae import AutoencoderTransformer
+
+            torch.set_num_threads(1)
+            X = np.random.RandomState(0).rand(2000, 50)
+            model = AutoencoderTransformer(
+                hidden_layer_sizes=(64,), max_epochs=100000, batch_size=16, verbose=1,
+                device="cpu", random_state=0,
+            )
+            try:
+                model.fit(X)
+            except KeyboardInterrupt:
+                codes = model.transform(X)
+                print("kept", model.n_iter_, len(model.loss_curve_), np.isfinite(codes).all(),
+                      flush=True)
+                sys.exit(0)
+            sys.exit(1)
+            """
+        )
+    )
+    process = subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env=os.environ.copy()
+    )
+    try:
+        for line in process.stdout:
+            if line.startswith("Epoch 3:"):
+                process.send_signal(signal.SIGINT)
+                break
+        output = process.stdout.read()
+        assert process.wait(timeout=60) == 0, output
+    finally:
+        process.kill()
+    kept, n_iter, n_losses, finite = output.split()[-4:]
+    assert kept == "kept" and int(n_iter) >= 3 and int(n_iter) == int(n_losses)
+    assert finite == "True"
+
+
+# ------------------------------------------------- the start is a candidate
+
+
+def test_a_fit_that_never_beats_its_pca_start_keeps_it():
+    rng = np.random.RandomState(0)
+    X = rng.randn(50, 5) @ rng.randn(5, 2000) + 0.1 * rng.randn(50, 2000)
+    estimator = AutoencoderTransformer(
+        n_components=2, learning_rate=0.05, max_epochs=5, device="cpu", random_state=0
+    )
+    pca_start = copy.deepcopy(estimator).set_params(learning_rate=1e-300).fit(X)
+
+    with pytest.warns(ConvergenceWarning, match="did not improve on the model it started from"):
+        estimator.fit(X)
+
+    assert np.array_equal(estimator.transform(X), pca_start.transform(X))
+    assert estimator.n_iter_ == len(estimator.loss_curve_) == 5
+
+
+@pytest.mark.parametrize("cls", CLASSES)
+def test_the_linear_autoencoder_starts_from_pca(cls, digits_X):
+    from sklearn.decomposition import PCA
+
+    linear = cls(
+        n_components=5,
+        hidden_layer_sizes=(),
+        max_epochs=1,
+        learning_rate=1e-300,
+        device="cpu",
+        random_state=0,
+    ).fit(digits_X)
+    pca = PCA(5).fit(digits_X)
+
+    def mse(model):
+        return np.mean((model.inverse_transform(model.transform(digits_X)) - digits_X) ** 2)
+
+    if cls is AutoencoderTransformer:
+        assert mse(linear) == pytest.approx(mse(pca), rel=1e-5)
+    codes = linear.transform(digits_X)
+    assert np.allclose(
+        np.abs(np.corrcoef(codes.T, pca.transform(digits_X).T)[:5, 5:]), np.eye(5), atol=1e-4
+    )
+
+
+def test_early_stopping_can_keep_the_start(digits_X):
+    estimator = AutoencoderTransformer(
+        **FAST, learning_rate=0.2, early_stopping=True, max_epochs=3
+    )
+    start = copy.deepcopy(estimator).set_params(learning_rate=1e-300).fit(digits_X)
+
+    with pytest.warns(ConvergenceWarning, match="did not improve"):
+        estimator.fit(digits_X)
+
+    assert np.array_equal(estimator.transform(digits_X), start.transform(digits_X))
+    assert estimator.best_loss_ == pytest.approx(start.best_loss_)
