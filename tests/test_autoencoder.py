@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 import torch
+from helpers import pickle_round_trip
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.datasets import load_wine
 from sklearn.decomposition import PCA
@@ -16,7 +17,6 @@ from sklearn.model_selection import GridSearchCV, train_test_split
 
 import skae
 from skae import AutoencoderTransformer, DivergenceError, VAETransformer
-from helpers import pickle_round_trip
 
 # Tiny fits rarely converge; tests that are about convergence record warnings themselves.
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")

@@ -307,9 +307,7 @@ def test_the_linear_autoencoder_starts_from_pca(cls, digits_X):
 
 
 def test_early_stopping_can_keep_the_start(digits_X):
-    estimator = AutoencoderTransformer(
-        **FAST, learning_rate=0.2, early_stopping=True, max_epochs=3
-    )
+    estimator = AutoencoderTransformer(**FAST, learning_rate=0.2, early_stopping=True, max_epochs=3)
     start = copy.deepcopy(estimator).set_params(learning_rate=1e-300).fit(digits_X)
 
     with pytest.warns(ConvergenceWarning, match="did not improve"):
@@ -317,3 +315,130 @@ def test_early_stopping_can_keep_the_start(digits_X):
 
     assert np.array_equal(estimator.transform(digits_X), start.transform(digits_X))
     assert estimator.best_loss_ == pytest.approx(start.best_loss_)
+
+
+# ------------------------------------------- reproducers of the life-cycle bugs
+
+
+@pytest.fixture
+def low_rank():
+    rng = np.random.RandomState(0)
+    return rng.randn(200, 5) @ rng.randn(5, 20) + 0.3 * rng.randn(200, 20)
+
+
+REPRO = dict(hidden_layer_sizes=(16,), max_epochs=2, random_state=0, device="cpu")
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"learning_rate": -1.0},
+        {"batch_size": 0},
+        {"learning_rate": "1e-3"},
+        {"n_components": True},
+        {"hidden_layer_sizes": [True]},
+        {"max_epochs": True},
+        {"random_state": True},
+        {"dropout": False},
+    ],
+)
+def test_partial_fit_checks_parameters_set_since_the_last_call(low_rank, params):
+    estimator = AutoencoderTransformer(**REPRO).fit(low_rank)
+    before = captured(estimator, low_rank)
+    estimator.set_params(**params)
+
+    for _ in range(3):
+        with pytest.raises(ValueError, match=next(iter(params))):
+            estimator.partial_fit(low_rank)
+
+    estimator.set_params(**{name: REPRO.get(name, 1e-3) for name in params})
+    assert_same_state(estimator, before, low_rank)
+
+
+def test_a_non_integer_kl_warmup_is_refused_before_training(low_rank):
+    vae = VAETransformer(**REPRO).fit(low_rank)
+    before = captured(vae, low_rank)
+    vae.set_params(kl_warmup_epochs=2.5)
+    with pytest.raises(ValueError, match="kl_warmup_epochs"):
+        vae.partial_fit(low_rank)
+    assert_same_state(vae, before, low_rank)
+
+
+@pytest.mark.parametrize("continued", [{"warm_start": True}, {}])
+def test_divergence_of_a_continued_fit_keeps_the_model(low_rank, continued):
+    estimator = AutoencoderTransformer(**REPRO, **continued).fit(low_rank)
+    before = captured(estimator, low_rank)
+    far_off = low_rank.copy()
+    far_off[0, 0] = 1e30
+    fit = estimator.fit if continued else estimator.partial_fit
+
+    with pytest.raises(DivergenceError):
+        fit(far_off)
+
+    assert_same_state(estimator, before, low_rank)
+
+
+def test_a_refit_on_empty_data_keeps_the_model(low_rank):
+    estimator = AutoencoderTransformer(**REPRO).fit(low_rank)
+    before = captured(estimator, low_rank)
+    with pytest.raises(ValueError, match="0 sample"):
+        estimator.fit(low_rank[:0])
+    assert_same_state(estimator, before, low_rank)
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_values_beyond_float32_are_a_clear_error(low_rank, sparse):
+    import scipy.sparse as sp
+
+    X = low_rank.copy()
+    X[0, 0] = 1e300
+    X = sp.csr_matrix(X) if sparse else X
+    with pytest.raises(ValueError, match="beyond float32's range"):
+        AutoencoderTransformer(**REPRO).fit(X)
+
+
+def test_bernoulli_scores_need_data_in_the_unit_interval(low_rank):
+    binary = (low_rank > 0).astype(float)
+    vae = VAETransformer(**REPRO, likelihood="bernoulli").fit(binary)
+    for score in (vae.score_samples, vae.score, vae.iwae_log_likelihood):
+        with pytest.raises(ValueError, match=r"\[0, 1\]"):
+            score(binary * 2)
+
+
+def test_scores_of_finite_float64_input_are_finite(low_rank):
+    vae = VAETransformer(**REPRO).fit(low_rank)
+    far_off = low_rank[:3].copy()
+    far_off[0, 0] = 1e30
+    assert np.isfinite(vae.iwae_log_likelihood(far_off, n_draws=5, random_state=0)).all()
+    assert np.isfinite(vae.score_samples(far_off)).all()
+    assert np.isfinite(AutoencoderTransformer(**REPRO).fit(low_rank).score_samples(far_off)).all()
+
+
+def test_wide_data_never_ends_worse_than_pca():
+    from sklearn.decomposition import PCA
+
+    rng = np.random.RandomState(0)
+    X = rng.randn(50, 5) @ rng.randn(5, 10000) + 0.1 * rng.randn(50, 10000)
+    model = AutoencoderTransformer(max_epochs=30, random_state=0, device="cpu").fit(X)
+    pca = PCA(2).fit(X)
+
+    def error(reducer):
+        return np.linalg.norm(reducer.inverse_transform(reducer.transform(X)) - X)
+
+    assert error(model) <= error(pca) * (1 + 1e-6)
+
+
+def test_the_linear_autoencoder_on_mixed_scales_is_no_worse_than_pca():
+    from sklearn.decomposition import PCA
+
+    rng = np.random.RandomState(0)
+    X = np.c_[rng.randn(300, 3) * 1000, rng.randn(300, 3) * 0.001, rng.randn(300, 4)]
+    model = AutoencoderTransformer(
+        hidden_layer_sizes=(), max_epochs=30, random_state=0, device="cpu"
+    ).fit(X)
+    pca = PCA(2).fit(X)
+
+    def mse(reducer):
+        return np.mean((reducer.inverse_transform(reducer.transform(X)) - X) ** 2)
+
+    assert mse(model) <= mse(pca) * (1 + 1e-4)

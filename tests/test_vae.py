@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
+from helpers import pickle_round_trip
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy.stats import multivariate_normal
 from sklearn.model_selection import GridSearchCV
 
 from skae import VAETransformer
-from helpers import pickle_round_trip
 
 # Tiny fits rarely converge; tests that are about convergence record warnings themselves.
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")

@@ -1,0 +1,47 @@
+"""Warnings point at the user's line, however the fit was reached."""
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+X = np.random.RandomState(0).rand(60, 6)
+
+
+def caught(call):
+    with warnings.catch_warnings(record=True) as records:
+        warnings.simplefilter("always")
+        call()
+    return [r for r in records if issubclass(r.category, ConvergenceWarning)]
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda model: model.fit(X),
+        lambda model: model.fit_transform(X),
+        lambda model: model.set_output(transform="pandas").fit_transform(X),
+        lambda model: make_pipeline(StandardScaler(), model).fit(X),
+        lambda model: make_pipeline(StandardScaler(), model).fit_transform(X),
+    ],
+    ids=["fit", "fit_transform", "set_output", "pipeline.fit", "pipeline.fit_transform"],
+)
+def test_convergence_warning_points_at_the_callers_line(make_estimator, call):
+    pytest.importorskip("pandas")
+    records = caught(lambda: call(make_estimator(max_epochs=2)))
+
+    assert records, "a two-epoch fit warns that it stopped early"
+    assert all(record.filename == __file__ for record in records)
+
+
+def test_kept_start_warning_through_warm_start_and_search_points_at_the_caller(make_estimator):
+    model = make_estimator(max_epochs=2, warm_start=True, learning_rate=5.0)
+    records = caught(lambda: model.fit(X))
+    records += caught(lambda: GridSearchCV(model, {"n_components": [1, 2]}, cv=2).fit(X))
+
+    assert records
+    assert all(record.filename == __file__ for record in records)
