@@ -34,8 +34,8 @@ def check_unit_interval(X, what):
     values = X.data if sp.issparse(X) else X
     if values.size and (values.min() < 0 or values.max() > 1):
         raise ValueError(
-            f"{what} needs data in [0, 1]; got values from {values.min():.4g} "
-            f"to {values.max():.4g}. Scale the data (e.g. MinMaxScaler) first."
+            f"{what} needs data in [0, 1]; got values from {float(values.min())!r} "
+            f"to {float(values.max())!r}. Scale the data (e.g. MinMaxScaler) first."
         )
 
 
@@ -219,17 +219,26 @@ class BaseAutoencoder(
     _FITTED_PRIVATE = ("_state",)
 
     def _fit(self, X, *, partial):
-        saved = {name: value for name, value in vars(self).items() if self._is_fitted_name(name)}
+        saved = dict(vars(self))
+        random_state = self.random_state
+        generator_state = (
+            random_state.get_state() if isinstance(random_state, np.random.RandomState) else None
+        )
         try:
             outcome = fit_call(self, X, partial=partial)
+            # Before the commit: a warning turned into an error fails the call too.
+            for message in outcome.warnings:
+                warn_at_caller(message, ConvergenceWarning)
         except BaseException:
-            for name in [name for name in vars(self) if self._is_fitted_name(name)]:
-                delattr(self, name)
-            vars(self).update(saved)
+            # One assignment: the fitted attributes as they were, the rest as it is.
+            self.__dict__ = {
+                **{k: v for k, v in vars(self).items() if not self._is_fitted_name(k)},
+                **{k: v for k, v in saved.items() if self._is_fitted_name(k)},
+            }
+            if generator_state is not None:
+                random_state.set_state(generator_state)
             raise
         self._state = outcome.state
-        for message in outcome.warnings:
-            warn_at_caller(message, ConvergenceWarning)
         if outcome.interrupted is not None:
             raise outcome.interrupted
         return self
@@ -243,12 +252,14 @@ class BaseAutoencoder(
     def _map(self, method, X, n_outputs, *, dtype=None, rows_per_block=None, **kwargs):
         """Apply the model's ``method`` to ``X`` in large blocks, without gradients.
 
-        The model computes in the precision of ``X``: float64 input gets a
-        float64 copy of the network (except on MPS, which has no float64), so
-        results do not depend on how rows are blocked or ordered.
+        The model computes in the precision of the result: float64 input, or
+        a float64 result (scores), gets a float64 copy of the network (except
+        on MPS, which has no float64), so results do not depend on how rows
+        are blocked or ordered, and scores of far-off float32 rows stay finite.
         """
+        dtype = dtype or X.dtype
         network, compute_dtype = self._state.network, torch.float32
-        if X.dtype == np.float64 and self._state.device.type != "mps":
+        if np.float64 in (X.dtype, dtype) and self._state.device.type != "mps":
             network, compute_dtype = copy.deepcopy(network).double(), torch.float64
         else:
             check_float32_range(X)
@@ -260,7 +271,7 @@ class BaseAutoencoder(
                 X,
                 self._state.device,
                 n_outputs,
-                dtype or X.dtype,
+                dtype,
                 compute_dtype,
                 rows_per_block=rows_per_block,
             )

@@ -182,7 +182,7 @@ def _train(estimator, state, train_source, validation, partial, continuing, trai
     trainer = make_trainer(
         estimator, state.network, optimizer, state.device, shuffle_seed, noise_seed, state.n_iter
     )
-    unmonitored = estimator._unmonitored_epochs(state)
+    before = _Record(list(state.loss_curve), state.validation_loss_curve, state.n_iter)
     history = run_epochs(
         trainer,
         train_source,
@@ -190,16 +190,50 @@ def _train(estimator, state, train_source, validation, partial, continuing, trai
         monitor=ConvergenceMonitor(estimator.tol, estimator.n_iter_no_change),
         validation_source=validation,
         validation_seed=int(split_seed),
-        unmonitored_epochs=unmonitored,
+        unmonitored_epochs=estimator._unmonitored_epochs(state),
         start_is_candidate=not partial,
         interruptible=True,
         on_epoch=functools.partial(_report_epoch, estimator, state),
         before_epoch=functools.partial(_before_epoch, estimator, state, optimizer, n_epochs),
     )
+    conclude = functools.partial(
+        _conclude, estimator, state, optimizer, history, before, partial, continuing
+    )
+    try:
+        messages = conclude()
+    except KeyboardInterrupt as interrupt:
+        # The epochs are done: finish their bookkeeping (it can be redone),
+        # then report the interrupt.
+        messages = conclude()
+        history["interrupted"] = history["interrupted"] or interrupt
+    return FitOutcome(state, messages, history["interrupted"])
+
+
+class _Record(NamedTuple):
+    """What a state reported before this call's epochs."""
+
+    loss_curve: list
+    validation_loss_curve: list | None
+    n_iter: int
+
+
+def _conclude(estimator, state, optimizer, history, before, partial, continuing):
+    """Put the call's results into ``state``; return the warnings they call for.
+
+    Computed from ``before`` each time, so that running it twice is harmless.
+    """
     state.network.eval()
     state.keep_optimizer(estimator.optimizer, optimizer)
-    messages = _record(estimator, state, history, unmonitored, partial, continuing)
-    return FitOutcome(state, messages, history["interrupted"])
+    report = functools.partial(_in_reported_units, state.network)
+    state.loss_curve = before.loss_curve + [report(loss) for loss in history["loss"]]
+    state.validation_loss_curve = before.validation_loss_curve
+    if history["validation_loss"]:
+        state.validation_loss_curve = list(before.validation_loss_curve or []) + [
+            report(loss) for loss in history["validation_loss"]
+        ]
+    state.best_loss = report(history["best_loss"])
+    state.n_iter = before.n_iter + len(history["loss"])
+    return _warnings(estimator, history, partial, continuing)
 
 
 def _before_epoch(estimator, state, optimizer, n_epochs, epoch):
@@ -225,19 +259,7 @@ def _in_reported_units(network, loss):
     return loss * network.loss_unit + network.loss_offset
 
 
-def _record(estimator, state, history, unmonitored, partial, continuing):
-    """Add the call's history to ``state``; return the warnings it calls for."""
-    report = functools.partial(_in_reported_units, state.network)
-    state.loss_curve.extend(report(loss) for loss in history["loss"])
-    if history["validation_loss"]:
-        state.validation_loss_curve = list(state.validation_loss_curve or [])
-        state.validation_loss_curve.extend(report(loss) for loss in history["validation_loss"])
-    monitored = history["validation_loss"] or history["loss"]
-    # Losses of warm-up epochs measure another objective.
-    monitored = monitored[unmonitored:] or monitored
-    best = history["start_loss"] if history["kept_start"] else min(monitored)
-    state.best_loss = report(best)
-    state.n_iter += len(history["loss"])
+def _warnings(estimator, history, partial, continuing):
     name = type(estimator).__name__
     if history["kept_start"]:
         started = (

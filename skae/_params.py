@@ -8,9 +8,12 @@ is the frozen description of the network built from the parameters; a
 continued fit compares it with the one its network was built for.
 """
 
+import collections.abc
 import dataclasses
 import math
 import numbers
+
+import numpy as np
 
 from ._device import resolve_device
 
@@ -23,10 +26,9 @@ def positive_ints(value, name, *, allow_scalar=False):
     """``value`` as a tuple of positive ints, or a ValueError naming ``name``."""
     if allow_scalar and isinstance(value, numbers.Integral) and not isinstance(value, bool):
         value = (value,)
-    try:
-        sizes = tuple(value)
-    except TypeError:
-        sizes = None
+    # Sets and mappings have no order to give layers or dimensions.
+    ordered = isinstance(value, (collections.abc.Sequence, np.ndarray))
+    sizes = tuple(value) if ordered and not isinstance(value, str) else None
     if sizes is None or not all(_is_positive_int(size) for size in sizes):
         raise ValueError(f"{name} must be a sequence of positive integers; got {value!r}.")
     return tuple(int(size) for size in sizes)
@@ -43,8 +45,11 @@ def _reject_booleans(estimator):
             )
 
 
-def check_params(estimator):
+def check_params(estimator, check_device=True):
     """Check every parameter of ``estimator`` and their combinations.
+
+    ``check_device=False`` skips asking whether the device exists (a model
+    trained on a GPU still loads on a machine without one).
 
     Raises
     ------
@@ -55,15 +60,18 @@ def check_params(estimator):
     _reject_booleans(estimator)
     positive_ints(estimator.hidden_layer_sizes, "hidden_layer_sizes", allow_scalar=True)
     positive_ints(estimator.conv_channels, "conv_channels")
-    if estimator.architecture == "conv":
-        shape = estimator.input_shape
+    shape = estimator.input_shape
+    if estimator.architecture == "conv" or shape is not None:
         if shape is None or len(positive_ints(shape, "input_shape")) != 3:
+            needs = "architecture='conv' needs" if estimator.architecture == "conv" else "use"
             raise ValueError(
-                "architecture='conv' needs input_shape=(channels, height, width) of "
-                f"positive integers; got input_shape={shape!r}."
+                f"{needs} input_shape=(channels, height, width) of positive integers; "
+                f"got input_shape={shape!r}."
             )
-        if not positive_ints(estimator.conv_channels, "conv_channels"):
-            raise ValueError("architecture='conv' needs at least one entry in conv_channels.")
+    if estimator.architecture == "conv" and not positive_ints(
+        estimator.conv_channels, "conv_channels"
+    ):
+        raise ValueError("architecture='conv' needs at least one entry in conv_channels.")
     if estimator.pretrain is not None and estimator.architecture != "dense":
         raise ValueError(
             f"pretrain={estimator.pretrain!r} needs architecture='dense'; got "
@@ -73,7 +81,8 @@ def check_params(estimator):
         raise ValueError(
             f"noise='masking' needs noise_level < 1; got noise_level={estimator.noise_level}."
         )
-    resolve_device(estimator.device)
+    if check_device:
+        resolve_device(estimator.device)
     estimator._check_params()
 
 

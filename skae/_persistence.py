@@ -63,27 +63,30 @@ def _decode(value):
 
 def _optimizer_tensors(optimizer_state):
     """Split an optimiser's ``state_dict`` into tensors and a JSON-ready rest."""
-    tensors, rest = {}, {"param_groups": optimizer_state["param_groups"], "state": {}}
+    groups = [
+        {k: _encode(v) for k, v in group.items()} for group in optimizer_state["param_groups"]
+    ]
+    tensors, rest = {}, {"param_groups": groups, "state": {}}
     for index, values in optimizer_state["state"].items():
         rest["state"][str(index)] = {}
         for name, value in values.items():
             if isinstance(value, torch.Tensor):
                 tensors[f"{_OPTIMIZER}{index}.{name}"] = value
             else:
-                rest["state"][str(index)][name] = value
+                rest["state"][str(index)][name] = _encode(value)
     return tensors, rest
 
 
 def _optimizer_state(tensors, rest):
-    state = {int(index): dict(values) for index, values in rest["state"].items()}
+    state = {
+        int(index): {k: _decode(v) for k, v in values.items()}
+        for index, values in rest["state"].items()
+    }
     for key, value in tensors.items():
         if key.startswith(_OPTIMIZER):
             index, name = key[len(_OPTIMIZER) :].split(".", 1)
             state[int(index)][name] = value
-    groups = [
-        {name: tuple(v) if name == "betas" else v for name, v in group.items()}
-        for group in rest["param_groups"]
-    ]
+    groups = [{k: _decode(v) for k, v in group.items()} for group in rest["param_groups"]]
     return {"state": state, "param_groups": groups}
 
 
@@ -141,14 +144,14 @@ def _encode_spec(spec):
     return {k: _encode(v) for k, v in spec.to_dict().items()}
 
 
+# What the estimator sets in a model besides its shape (see _configure_model
+# and the KL warm-up); the shape itself comes from the spec.
+_MODEL_SETTINGS = ("noise", "noise_level", "sparsity", "beta", "kl_weight")
+
+
 def _model_attributes(network):
-    """The model's plain settings (noise, sparsity, KL weight, ...)."""
-    plain = (bool, int, float, str, type(None))
-    return {
-        name: value
-        for name, value in vars(network).items()
-        if not name.startswith("_") and name != "training" and isinstance(value, plain)
-    }
+    """The model's settings that are not part of its shape."""
+    return {name: getattr(network, name) for name in _MODEL_SETTINGS if hasattr(network, name)}
 
 
 def _read(path):
@@ -175,7 +178,11 @@ def _read(path):
         )
     if _checksum(tensors) != metadata.get("sha256"):
         raise ValueError(f"{path!r} is corrupted: its tensors do not match their checksum.")
-    return tensors, json.loads(metadata["estimator"])
+    try:
+        document = json.loads(metadata["estimator"])
+    except (KeyError, ValueError) as error:
+        raise ValueError(f"{path!r} holds an invalid skae model description ({error!r}).") from None
+    return tensors, document
 
 
 def load(path, device=None):
@@ -204,36 +211,70 @@ def load(path, device=None):
         When the file is not a skae model file, is of another format version,
         or is truncated or corrupted.
     """
-    from . import AutoencoderTransformer, VAETransformer
-
     tensors, document = _read(path)
-    classes = {cls.__name__: cls for cls in (AutoencoderTransformer, VAETransformer)}
-    if document.get("class") not in classes:
+    try:
+        estimator = _estimator(document, tensors)
+    except (KeyError, TypeError, AttributeError, IndexError, ValueError) as error:
         raise ValueError(
-            f"{os.fspath(path)!r} holds an unknown estimator {document.get('class')!r}."
-        )
+            f"{os.fspath(path)!r} holds an invalid skae model description ({error!r})."
+        ) from None
+    estimator._state.place(resolve_device("cpu" if device is None else device))
+    return estimator
+
+
+def _estimator(document, tensors):
+    """The fitted estimator that ``document`` and ``tensors`` describe, checked."""
+    from . import AutoencoderTransformer, VAETransformer
+    from ._params import check_params
+
+    classes = {cls.__name__: cls for cls in (AutoencoderTransformer, VAETransformer)}
+    if document["class"] not in classes:
+        raise ValueError(f"unknown estimator {document['class']!r}")
     estimator = classes[document["class"]](**{k: _decode(v) for k, v in document["params"].items()})
+    check_params(estimator, check_device=False)
     spec = NetworkSpec.from_dict({k: _decode(v) for k, v in document["spec"].items()})
-    network = _network(estimator, spec, tensors, document["model_attributes"])
+    curves = _checked_curves(document)
     optimizer = document["optimizer"]
-    state = FitState(
-        network=network,
+    estimator._state = FitState(
+        network=_network(estimator, spec, tensors, document["model_attributes"]),
         spec=spec,
         device=torch.device("cpu"),
         optimizer_name=document["optimizer_name"],
         optimizer_state=None if optimizer is None else _optimizer_state(tensors, optimizer),
-        loss_curve=document["loss_curve"],
-        validation_loss_curve=document["validation_loss_curve"],
-        best_loss=document["best_loss"],
-        n_iter=document["n_iter"],
-        pretrain_loss_curves=document["pretrain_loss_curves"],
+        **curves,
     )
-    state.place(resolve_device("cpu" if device is None else device))
-    estimator._state = state
-    estimator.n_features_in_ = document["n_features_in"]
+    estimator.n_features_in_ = int(document["n_features_in"])
+    if estimator.n_features_in_ != spec.n_features:
+        raise ValueError("n_features_in does not match the network")
     if document["feature_names_in"] is not None:
-        estimator.feature_names_in_ = np.asarray(document["feature_names_in"], dtype=object)
+        names = np.asarray(document["feature_names_in"], dtype=object)
+        if names.shape != (spec.n_features,):
+            raise ValueError("feature_names_in does not match the network")
+        estimator.feature_names_in_ = names
     return estimator
+
+
+def _checked_curves(document):
+    """The curves and counters of ``document``, consistent with each other."""
+
+    def numbers(values):
+        if not isinstance(values, list) or not all(isinstance(v, (int, float)) for v in values):
+            raise ValueError(f"expected a list of numbers, got {values!r}")
+        return [float(v) for v in values]
+
+    loss_curve = numbers(document["loss_curve"])
+    n_iter = document["n_iter"]
+    if not isinstance(n_iter, int) or isinstance(n_iter, bool) or n_iter != len(loss_curve):
+        raise ValueError(f"n_iter {n_iter!r} does not match the {len(loss_curve)} losses")
+    validation = document["validation_loss_curve"]
+    pretraining = document["pretrain_loss_curves"]
+    return {
+        "loss_curve": loss_curve,
+        "validation_loss_curve": None if validation is None else numbers(validation),
+        "best_loss": float(document["best_loss"]),
+        "n_iter": n_iter,
+        "pretrain_loss_curves": None if pretraining is None else [numbers(c) for c in pretraining],
+    }
 
 
 def _network(estimator, spec, tensors, attributes):
@@ -247,5 +288,7 @@ def _network(estimator, spec, tensors, attributes):
     except RuntimeError as error:
         raise ValueError(f"the saved network does not match its description: {error}") from None
     for name, value in attributes.items():
+        if name not in _MODEL_SETTINGS or name not in vars(network):
+            raise ValueError(f"unknown model setting {name!r}")
         setattr(network, name, value)
     return network.eval()

@@ -222,6 +222,7 @@ class _Progress(NamedTuple):
     validation_losses: tuple = ()
     checkpoint: Checkpoint | None = None
     best: Checkpoint | None = None
+    best_loss: float = math.inf
     seconds: float = 0.0
 
 
@@ -245,8 +246,10 @@ def run_epochs(
     (the validation loss when ``validation_source`` is given, else the
     training loss). With a validation source the weights of the best epoch
     are restored at the end. The first ``unmonitored_epochs`` epochs (while the
-    objective itself still changes, e.g. during a KL warm-up) neither count
-    towards stopping nor compete for the best weights.
+    objective itself still changes, e.g. during a KL warm-up) do not count
+    towards stopping, and their training losses do not count as the best;
+    validation losses always measure the full objective (the model's
+    evaluation mode), so they compete for the best weights.
 
     ``start_is_candidate``: the network as it starts is the first candidate
     for the best weights. With a validation source its validation loss is
@@ -255,101 +258,134 @@ def run_epochs(
     is kept when training did not improve on it.
 
     ``interruptible``: a ``KeyboardInterrupt`` after at least one complete
-    epoch puts the network and optimiser back as that epoch left them, ends
-    the run as if it had stopped there (best weights and start included),
-    and is returned in the history instead of raised. Before the first
-    complete epoch it propagates.
+    epoch (during training or while finishing) puts the network and
+    optimiser back as that epoch left them, ends the run as if it had
+    stopped there (best weights and start included), and is returned in the
+    history instead of raised. Before the first complete epoch it propagates.
 
     Returns
     -------
     history : dict
         ``"loss"`` and ``"validation_loss"`` lists (one value per epoch
-        run), ``"converged"``, ``"start_loss"`` (None unless
+        run), ``"best_loss"`` (of the weights kept, as monitored),
+        ``"converged"``, ``"start_loss"`` (None unless
         ``start_is_candidate``), ``"kept_start"`` and ``"interrupted"`` (the
         ``KeyboardInterrupt``, or None).
     """
-    history = {"converged": False, "start_loss": None, "kept_start": False, "interrupted": None}
-    start = Checkpoint(trainer) if start_is_candidate else None
-    if start is not None:
-        history["start_loss"] = trainer.evaluate(validation_source or train_source, validation_seed)
-        if validation_source is not None:
-            monitor.update(history["start_loss"])
-    finishing = start is not None or validation_source is not None
-    progress = _Progress(best=start if validation_source is not None else None)
-    try:
-        for epoch in range(n_epochs):
-            progress = _train_one_epoch(
-                trainer,
-                train_source,
-                epoch,
-                progress,
-                monitor,
-                validation_source,
-                validation_seed,
-                track=epoch >= unmonitored_epochs,
-                before_epoch=before_epoch,
-                keep_checkpoint=finishing or epoch < n_epochs - 1,
-            )
-            if on_epoch is not None:
-                validation_losses = list(progress.validation_losses)
-                on_epoch(epoch, progress.losses[-1], validation_losses, progress.seconds)
-            if monitor.converged:
-                history["converged"] = True
-                break
-    except KeyboardInterrupt as interrupt:
-        if not interruptible or not progress.losses:
-            raise
-        if progress.checkpoint is not None:
-            progress.checkpoint.restore(trainer)
-        history["interrupted"] = interrupt
-    history["loss"] = list(progress.losses)
-    history["validation_loss"] = list(progress.validation_losses)
-    _finish(trainer, train_source, validation_source, validation_seed, progress, start, history)
-    return history
-
-
-def _train_one_epoch(
-    trainer,
-    train_source,
-    epoch,
-    progress,
-    monitor,
-    validation_source,
-    validation_seed,
-    *,
-    track,
-    before_epoch,
-    keep_checkpoint,
-):
-    started = time.perf_counter()
-    if before_epoch is not None:
-        before_epoch(epoch)
-    loss = trainer.train_epoch(train_source)
-    validation_losses = progress.validation_losses
-    monitored = loss
-    if validation_source is not None:
-        monitored = trainer.evaluate(validation_source, validation_seed)
-        validation_losses += (monitored,)
-    best = progress.best
-    if track and monitor.update(monitored) and validation_source is not None:
-        best = Checkpoint(trainer)
-    return _Progress(
-        progress.losses + (loss,),
-        validation_losses,
-        Checkpoint(trainer) if keep_checkpoint else None,
-        best,
-        time.perf_counter() - started,
+    loop = _EpochLoop(
+        trainer, train_source, monitor, validation_source, validation_seed, unmonitored_epochs
+    )
+    return loop.run(
+        n_epochs,
+        start_is_candidate=start_is_candidate,
+        interruptible=interruptible,
+        before_epoch=before_epoch,
+        on_epoch=on_epoch,
     )
 
 
-def _finish(trainer, train_source, validation_source, validation_seed, progress, start, history):
-    """Restore the best weights, or the start when training never beat it."""
-    if validation_source is not None:
-        if progress.best is not None:
-            progress.best.restore(trainer)
-        history["kept_start"] = progress.best is start and start is not None
-    elif start is not None:
-        final_loss = trainer.evaluate(train_source, validation_seed)
-        if final_loss >= history["start_loss"]:
-            start.restore(trainer)
-            history["kept_start"] = True
+class _EpochLoop:
+    """The state of one :func:`run_epochs` call."""
+
+    def __init__(
+        self, trainer, train_source, monitor, validation_source, validation_seed, unmonitored
+    ):
+        self.trainer = trainer
+        self.train_source = train_source
+        self.monitor = monitor
+        self.validation_source = validation_source
+        self.validation_seed = validation_seed
+        self.unmonitored = unmonitored
+        self.start = None
+        self.history = {
+            "converged": False,
+            "start_loss": None,
+            "kept_start": False,
+            "interrupted": None,
+        }
+
+    def run(self, n_epochs, *, start_is_candidate, interruptible, before_epoch, on_epoch):
+        validating = self.validation_source is not None
+        self.progress = _Progress()
+        if start_is_candidate:
+            self.start = Checkpoint(self.trainer)
+            self.history["start_loss"] = self._evaluate(self.validation_source or self.train_source)
+            if validating:
+                self.monitor.update(self.history["start_loss"])
+                self.progress = _Progress(best=self.start, best_loss=self.history["start_loss"])
+        finishing = self.start is not None or validating
+        try:
+            for epoch in range(n_epochs):
+                if before_epoch is not None:
+                    before_epoch(epoch)
+                # One assignment, so an interrupt sees the whole epoch or none of it.
+                self.progress = self._epoch(epoch, finishing or epoch < n_epochs - 1)
+                if on_epoch is not None:
+                    losses, validation_losses = (
+                        self.progress.losses,
+                        self.progress.validation_losses,
+                    )
+                    on_epoch(epoch, losses[-1], list(validation_losses), self.progress.seconds)
+                if self.monitor.converged:
+                    self.history["converged"] = True
+                    break
+            self._finish()
+        except KeyboardInterrupt as interrupt:
+            if not interruptible or not self.progress.losses:
+                raise
+            # Back to the end of the last complete epoch (finishing may have
+            # been interrupted half-way), then finish as a normal stop there.
+            if self.progress.checkpoint is not None:
+                self.progress.checkpoint.restore(self.trainer)
+            self.history["interrupted"] = interrupt
+            self._finish()
+        return self.history
+
+    def _evaluate(self, source):
+        return self.trainer.evaluate(source, self.validation_seed)
+
+    def _epoch(self, epoch, keep_checkpoint):
+        """Train one epoch; return the progress it leaves (``self.progress`` is not changed)."""
+        progress = self.progress
+        started = time.perf_counter()
+        loss = self.trainer.train_epoch(self.train_source)
+        validation_losses = progress.validation_losses
+        monitored = loss
+        best, best_loss = progress.best, progress.best_loss
+        if self.validation_source is not None:
+            # Validation always measures the full objective, so warm-up
+            # epochs compete for the best weights; they only do not count
+            # towards stopping.
+            monitored = self._evaluate(self.validation_source)
+            validation_losses += (monitored,)
+            if monitored < best_loss:
+                best, best_loss = Checkpoint(self.trainer), monitored
+        if epoch >= self.unmonitored:
+            self.monitor.update(monitored)
+        return _Progress(
+            progress.losses + (loss,),
+            validation_losses,
+            Checkpoint(self.trainer) if keep_checkpoint else None,
+            best,
+            best_loss,
+            time.perf_counter() - started,
+        )
+
+    def _finish(self):
+        """Restore the best weights, or the start when training never beat it."""
+        progress, history = self.progress, self.history
+        history["loss"] = list(progress.losses)
+        history["validation_loss"] = list(progress.validation_losses)
+        if self.validation_source is not None:
+            progress.best.restore(self.trainer)
+            history["kept_start"] = self.start is not None and progress.best is self.start
+            history["best_loss"] = progress.best_loss
+            return
+        # Training losses of warm-up epochs measure another objective.
+        history["best_loss"] = min(progress.losses[self.unmonitored :] or progress.losses)
+        history["kept_start"] = self.start is not None and (
+            self._evaluate(self.train_source) >= history["start_loss"]
+        )
+        if history["kept_start"]:
+            self.start.restore(self.trainer)
+            history["best_loss"] = history["start_loss"]

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import numpy as np
 import pytest
@@ -442,3 +443,118 @@ def test_the_linear_autoencoder_on_mixed_scales_is_no_worse_than_pca():
         return np.mean((reducer.inverse_transform(reducer.transform(X)) - X) ** 2)
 
     assert mse(model) <= mse(pca) * (1 + 1e-4)
+
+
+# ------------------------------------------- interrupts after the last epoch
+
+
+@pytest.mark.parametrize("early_stopping", [False, True])
+@pytest.mark.parametrize("warm", [False, True])
+def test_an_interrupt_while_finishing_keeps_the_epochs(monkeypatch, digits_X, early_stopping, warm):
+    from skae._training import Checkpoint
+
+    estimator = AutoencoderTransformer(
+        **FAST, max_epochs=3, early_stopping=early_stopping, warm_start=warm
+    )
+    if warm:
+        estimator.fit(digits_X)
+    reference = copy.deepcopy(estimator).fit(digits_X)
+    # Finishing is the final comparison with the start (without early
+    # stopping: the second evaluation of the call), or restoring the best
+    # epoch (with it: the first restore of the call).
+    owner, name, at = (Checkpoint, "restore", 1) if early_stopping else (Trainer, "evaluate", 2)
+    original = getattr(owner, name)
+    calls = [0]
+
+    def interrupted(self, *args):
+        calls[0] += 1
+        if calls[0] == at:
+            raise KeyboardInterrupt
+        return original(self, *args)
+
+    monkeypatch.setattr(owner, name, interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        estimator.fit(digits_X)
+
+    assert_same_state(estimator, captured(reference, digits_X), digits_X)
+
+
+def test_an_interrupt_while_recording_keeps_the_epochs(monkeypatch, digits_X):
+    from skae._state import FitState
+
+    estimator = AutoencoderTransformer(**FAST, max_epochs=3)
+    reference = copy.deepcopy(estimator).fit(digits_X)
+    original = FitState.keep_optimizer
+    calls = [0]
+
+    def keep_optimizer(self, name, optimizer):
+        calls[0] += 1
+        if calls[0] == 1:
+            raise KeyboardInterrupt
+        return original(self, name, optimizer)
+
+    monkeypatch.setattr(FitState, "keep_optimizer", keep_optimizer)
+    with pytest.raises(KeyboardInterrupt):
+        estimator.fit(digits_X)
+
+    assert_same_state(estimator, captured(reference, digits_X), digits_X)
+
+
+# ------------------------------------------------ other ways a call can fail
+
+
+def test_a_warning_raised_as_an_error_fails_the_call_without_a_trace(digits_X):
+    estimator = AutoencoderTransformer(**FAST, max_epochs=1, warm_start=True).fit(digits_X)
+    before = captured(estimator, digits_X)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        with pytest.raises(ConvergenceWarning):
+            estimator.fit(digits_X)
+
+    assert_same_state(estimator, before, digits_X)
+
+
+def test_a_failed_call_does_not_consume_a_random_state_instance(digits_X):
+    generator = np.random.RandomState(0)
+    estimator = AutoencoderTransformer(**{**FAST, "random_state": generator}, batch_norm=True)
+    estimator.set_params(batch_size=1)
+    with pytest.raises(ValueError, match="batch"):
+        estimator.fit(digits_X)
+    estimator.set_params(batch_size=32)
+
+    estimator.fit(digits_X)
+    again = AutoencoderTransformer(
+        **{**FAST, "random_state": np.random.RandomState(0)}, batch_norm=True
+    ).fit(digits_X)
+    assert np.array_equal(estimator.transform(digits_X), again.transform(digits_X))
+
+
+def test_kl_warmup_epochs_compete_for_the_best_weights(digits_X):
+    vae = VAETransformer(**FAST, max_epochs=4, kl_warmup_epochs=10, early_stopping=True)
+    with warnings.catch_warnings(record=True) as records:
+        warnings.simplefilter("always")
+        vae.fit(digits_X)
+    assert not any("did not improve" in str(r.message) for r in records)
+    assert vae.best_loss_ == min(vae.validation_loss_curve_)
+
+
+@pytest.mark.parametrize("cls", CLASSES)
+def test_scores_of_far_off_float32_rows_are_finite(cls, digits_X):
+    estimator = cls(**FAST, max_epochs=2).fit(digits_X)
+    far_off = digits_X[:3].astype(np.float32)
+    far_off[0, 0] = 3e38
+    assert np.isfinite(estimator.score_samples(far_off)).all()
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"hidden_layer_sizes": {16}}, "hidden_layer_sizes must be a sequence"),
+        ({"input_shape": (-1, 0)}, "input_shape"),
+        ({"conv_channels": "ab"}, "conv_channels"),
+    ],
+)
+def test_unordered_or_unused_but_invalid_shapes_are_refused(digits_X, params, message):
+    with pytest.raises(ValueError, match=message):
+        AutoencoderTransformer(**{**FAST, **params}).fit(digits_X)

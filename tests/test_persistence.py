@@ -237,3 +237,112 @@ def test_the_file_holds_no_pickle(saved):
     data = path.read_bytes()
     assert b"\x80\x04\x95" not in data and b"\x80\x05\x95" not in data  # pickle protocol 4/5
     assert os.path.getsize(path) < 200_000
+
+
+def test_numpy_scalar_parameters_save(tmp_path, small_X):
+    estimator = AutoencoderTransformer(
+        hidden_layer_sizes=(8,),
+        max_epochs=2,
+        device="cpu",
+        random_state=0,
+        learning_rate=np.float32(1e-3),
+        weight_decay=np.float64(1e-5),
+        batch_size=np.int64(16),
+    ).fit(small_X)
+    estimator.save(tmp_path / "model.skae")
+
+    loaded = skae.load(tmp_path / "model.skae")
+
+    assert_array_equal(loaded.transform(small_X), estimator.transform(small_X))
+    assert loaded.batch_size == 16
+
+
+def test_a_model_saved_for_an_absent_device_still_loads(saved, small_X):
+    estimator, path = saved
+
+    def ask_for_cuda(metadata):
+        document = json.loads(metadata["estimator"])
+        document["params"]["device"] = "cuda:7"
+        metadata["estimator"] = json.dumps(document)
+
+    rewrite(path, change_metadata=ask_for_cuda)
+    loaded = skae.load(path)
+
+    assert loaded.device == "cuda:7" and loaded.device_ == torch.device("cpu")
+    assert_array_equal(loaded.transform(small_X), estimator.transform(small_X))
+
+
+def edit(field, value):
+    """A change to the saved estimator description: ``field`` set to ``value``.
+
+    ``value`` may be ``KeyError`` (delete the field) or a callable of the old value.
+    """
+
+    def change(document):
+        *path, last = field.split(".")
+        for key in path:
+            document = document[key]
+        if value is KeyError:
+            del document[last]
+        else:
+            document[last] = value(document.get(last)) if callable(value) else value
+
+    change.__name__ = f"{field}={value!r}"
+    return change
+
+
+OTHER_CLASS = {
+    "AutoencoderTransformer": "VAETransformer",
+    "VAETransformer": "AutoencoderTransformer",
+}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        edit("params", []),
+        edit("params", KeyError),
+        edit("params.n_components", -1),
+        edit("params.not_a_parameter", 1),
+        edit("spec.activation", "bogus"),
+        edit("spec.hidden_layer_sizes", 5),
+        edit("spec.extra", 1),
+        edit("n_iter", 10**30),
+        edit("n_iter", "abc"),
+        edit("n_iter", -7),
+        edit("loss_curve", "abc"),
+        edit("n_features_in", 3),
+        edit("feature_names_in", ["a"]),
+        edit("model_attributes.encoder", 1),
+        edit("model_attributes.loss", "bogus"),
+        edit("class", OTHER_CLASS.get),
+        edit("optimizer.state", {"99": {}}),
+    ],
+    ids=lambda change: change.__name__,
+)
+def test_an_invalid_description_is_a_clear_error(saved, change):
+    _, path = saved
+
+    def tamper(metadata):
+        document = json.loads(metadata["estimator"])
+        change(document)
+        metadata["estimator"] = json.dumps(document)
+
+    rewrite(path, change_metadata=tamper)
+    with pytest.raises(ValueError, match="invalid skae model description"):
+        skae.load(path)
+
+
+@pytest.mark.parametrize("description", [None, "[1, 2]", "not json"])
+def test_a_missing_or_broken_description_is_a_clear_error(saved, description):
+    _, path = saved
+
+    def replace(metadata):
+        if description is None:
+            del metadata["estimator"]
+        else:
+            metadata["estimator"] = description
+
+    rewrite(path, change_metadata=replace)
+    with pytest.raises(ValueError, match="invalid skae model description"):
+        skae.load(path)
