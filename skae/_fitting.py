@@ -134,8 +134,8 @@ def make_trainer(estimator, network, optimizer, device, shuffle_seed, noise_seed
         optimizer,
         device,
         batch_size=estimator.batch_size,
-        shuffle_generator=seeded_generator(shuffle_seed, offset),
-        noise_generator=seeded_generator(noise_seed, offset, device),
+        shuffle_generator=seeded_generator(shuffle_seed, stream=offset),
+        noise_generator=seeded_generator(noise_seed, device, stream=offset),
         precision=estimator.precision,
     )
 

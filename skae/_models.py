@@ -7,7 +7,9 @@ Each model is an ``nn.Module`` with
   ``inverse_transform``,
 - ``sample_losses(x, generator)``: the per-sample training objective,
 - ``score_samples(x)``: the per-sample score the estimator reports,
-- ``loss_unit``: the factor that turns the objective into reported units.
+- ``loss_unit`` and ``loss_offset``: reported loss = objective * unit + offset
+  (the objective itself is free of the data's units, so that a relative
+  ``tol`` means the same for data in any units).
 
 The training engine only calls ``sample_losses``.
 """

@@ -5,8 +5,8 @@ import torch
 from sklearn.utils import check_random_state
 
 _SEED_LIMIT = np.iinfo(np.int32).max
-# Spreads the streams of consecutive calls (offsets) of one seed apart.
-_OFFSET_STRIDE = 7919
+# Spreads the streams of consecutive calls of one seed apart.
+_STREAM_STRIDE = 7919
 
 
 def seeds(random_state, n):
@@ -20,10 +20,12 @@ def seeds(random_state, n):
     return [int(s) for s in check_random_state(random_state).randint(_SEED_LIMIT, size=n)]
 
 
-def seeded_generator(seed, offset=0, device="cpu"):
-    """A ``torch.Generator`` on ``device`` seeded from ``seed`` and ``offset``.
+def seeded_generator(seed, device="cpu", stream=None):
+    """A ``torch.Generator`` on ``device`` seeded from ``seed``.
 
-    ``offset`` (e.g. the epochs run so far) gives each continued fit its own
-    stream from the same seed.
+    ``stream`` (e.g. the epochs run so far) gives each continued fit its own
+    stream from the same seed; None seeds with ``seed`` itself.
     """
-    return torch.Generator(device=device).manual_seed(int(seed) * _OFFSET_STRIDE + int(offset))
+    if stream is not None:
+        seed = int(seed) * _STREAM_STRIDE + int(stream)
+    return torch.Generator(device=device).manual_seed(int(seed))

@@ -346,7 +346,8 @@ def test_unavailable_cuda_index_raises(make_autoencoder, small_X):
 
 
 def test_early_stopping_records_validation_curve(make_autoencoder, digits_X):
-    ae = make_autoencoder(early_stopping=True, max_epochs=5).fit(digits_X)
+    # A learning rate at which training soon beats the PCA start.
+    ae = make_autoencoder(early_stopping=True, max_epochs=5, learning_rate=1e-2).fit(digits_X)
 
     assert len(ae.validation_loss_curve_) == ae.n_iter_ == len(ae.loss_curve_)
     assert all(np.isfinite(ae.validation_loss_curve_))
