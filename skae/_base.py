@@ -26,6 +26,7 @@ from ._data import map_rows
 from ._fitting import check_float32_range, fit_call
 from ._networks import ACTIVATIONS, OUTPUT_ACTIVATIONS, dense_encoder_decoder
 from ._persistence import save_estimator
+from ._sources import ArrayReader, is_out_of_core
 from ._warnings import warn_at_caller
 
 
@@ -37,6 +38,13 @@ def check_unit_interval(X, what):
             f"{what} needs data in [0, 1]; got values from {float(values.min())!r} "
             f"to {float(values.max())!r}. Scale the data (e.g. MinMaxScaler) first."
         )
+
+
+def _chain(first, second):
+    """Call ``first`` (if any), then ``second``, on the same argument."""
+    if first is None:
+        return second
+    return lambda value: (first(value), second(value))
 
 
 def _fitted_attribute(name, doc):
@@ -173,6 +181,15 @@ class BaseAutoencoder(
             self, X, accept_sparse="csr", dtype=[np.float64, np.float32], reset=reset
         )
 
+    def _checked_input(self, X, reset):
+        """``X`` validated: an array or sparse matrix, or an :class:`ArrayReader`
+        for data on disk or in a cluster (memmap, HDF5, zarr, dask), whose
+        blocks are checked as they are read."""
+        if is_out_of_core(X):
+            validate_data(self, X, skip_check_array=True, reset=reset)
+            return ArrayReader(X)
+        return self._validate(X, reset=reset)
+
     # ---------------------------------------------------------------- fitting
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -261,6 +278,8 @@ class BaseAutoencoder(
         network, compute_dtype = self._state.network, torch.float32
         if np.float64 in (X.dtype, dtype) and self._state.device.type != "mps":
             network, compute_dtype = copy.deepcopy(network).double(), torch.float64
+        elif isinstance(X, ArrayReader):
+            X.check = _chain(X.check, check_float32_range)
         else:
             check_float32_range(X)
         network.eval()
@@ -289,7 +308,7 @@ class BaseAutoencoder(
             Float32 for float32 input, else float64.
         """
         check_is_fitted(self)
-        X = self._validate(X, reset=False)
+        X = self._checked_input(X, reset=False)
         return self._map("encode", X, self._n_features_out)
 
     def inverse_transform(self, X):
@@ -307,7 +326,10 @@ class BaseAutoencoder(
         X_original : ndarray of shape (n_samples, n_features_in_)
         """
         check_is_fitted(self)
-        X = check_array(X, accept_sparse="csr", dtype=[np.float64, np.float32])
+        if is_out_of_core(X):
+            X = ArrayReader(X)
+        else:
+            X = check_array(X, accept_sparse="csr", dtype=[np.float64, np.float32])
         if X.shape[1] != self._n_features_out:
             raise ValueError(
                 f"X has {X.shape[1]} features, but {type(self).__name__}.inverse_transform "
@@ -318,8 +340,11 @@ class BaseAutoencoder(
     def _validate_scored(self, X):
         """``X`` validated for scoring: the training data's checks apply too."""
         check_is_fitted(self)
-        X = self._validate(X, reset=False)
-        self._check_training_data(X)
+        X = self._checked_input(X, reset=False)
+        if isinstance(X, ArrayReader):
+            X.check = self._check_training_data
+        else:
+            self._check_training_data(X)
         return X
 
     def score_samples(self, X):

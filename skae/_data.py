@@ -1,23 +1,40 @@
-"""Serve rows of in-memory data as float32 tensors on the training device.
+"""Serve rows as float32 tensors on the training device, in batches.
 
-Dense data is converted once and kept on the device; a batch is an index
-into it. Sparse data stays a CSR matrix on the host and only the rows of one
-batch are densified. There is deliberately no per-sample ``Dataset``.
+In memory (:class:`RowSource`): dense data is converted once and kept on the
+device, a batch is an index into it; sparse data stays a CSR matrix on the
+host and only the rows of one batch are densified. Streamed
+(:class:`StreamSource`): blocks of rows are read in a random order, a window
+of them at a time, and shuffled together. There is deliberately no
+per-sample ``Dataset``.
 """
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 
-# Rows are converted and moved in blocks of about this many float32 values.
-_BLOCK_VALUES = 1 << 22
+from ._config import get_config
+from ._sources import BLOCK_VALUES
+
 # Keep dense data on the host when it would fill more than this share of free GPU memory.
 _DEVICE_MEMORY_SHARE = 0.5
+# Rows per batch when a loss is only evaluated (no gradients): at least this many.
+_EVALUATION_ROWS = 4096
 
 
 def block_rows(n_features):
     """Number of rows per block so that one block holds about 16 MB."""
-    return max(1, _BLOCK_VALUES // max(1, n_features))
+    return max(1, BLOCK_VALUES // max(1, n_features))
+
+
+def batch_bounds(n_samples, batch_size):
+    """``(start, stop)`` of each batch; a last batch of one sample joins the one before.
+
+    A batch of one would make batch normalisation fail and gives a very noisy step.
+    """
+    starts = list(range(0, n_samples, batch_size))
+    if len(starts) > 1 and n_samples - starts[-1] == 1:
+        starts.pop()
+    return zip(starts, starts[1:] + [n_samples], strict=True)
 
 
 def rows_to_tensor(X, device, dtype=torch.float32):
@@ -38,7 +55,7 @@ def _fits_on_device(n_bytes, device):
 
 
 class RowSource:
-    """The rows of ``X`` as float32 batches on ``device``.
+    """The rows of ``X``, held in memory, as float32 batches on ``device``.
 
     Parameters
     ----------
@@ -69,18 +86,74 @@ class RowSource:
     def __len__(self):
         return self.n_samples
 
-    def index_device(self):
-        """Where batch indices should live for :meth:`take`."""
-        if self._dense is not None:
-            return self._dense.device
-        return torch.device("cpu")
+    def _index_device(self):
+        return self._dense.device if self._dense is not None else torch.device("cpu")
 
     def take(self, index):
-        """Return the rows at ``index`` (a tensor on :meth:`index_device`)."""
+        """Return the rows at ``index`` (a tensor of row numbers)."""
+        index = index.to(self._index_device())
         if self._dense is not None:
             rows = self._dense.index_select(0, index)
             return rows.to(self.device, non_blocking=True)
         return rows_to_tensor(self._sparse[index.numpy()], self.device)
+
+    def batches(self, batch_size, generator):
+        """One epoch of batches in the random order ``generator`` draws."""
+        order = torch.randperm(self.n_samples, generator=generator).to(self._index_device())
+        for start, stop in batch_bounds(self.n_samples, batch_size):
+            yield self.take(order[start:stop])
+
+    def sequential_batches(self, batch_size):
+        """All rows in order, in batches of at least ``batch_size`` rows."""
+        step = max(batch_size, _EVALUATION_ROWS)
+        order = torch.arange(self.n_samples, device=self._index_device())
+        for start in range(0, self.n_samples, step):
+            yield self.take(order[start : start + step])
+
+
+class StreamSource:
+    """Rows read block by block from an :class:`~skae._sources.ArrayReader`.
+
+    An epoch reads the blocks in a random order, ``stream_window_blocks`` at
+    a time (see :func:`skae.set_config`), shuffles the rows of each window
+    together and serves them as batches: every row once per epoch, with
+    only one window in memory.
+
+    Parameters
+    ----------
+    reader : ArrayReader
+    device : torch.device
+    blocks : list of (start, stop), default=None
+        The blocks this source serves; all of the reader's by default.
+    """
+
+    def __init__(self, reader, device, blocks=None):
+        self.reader = reader
+        self.device = device
+        self.blocks = list(blocks if blocks is not None else reader.blocks())
+        self.n_samples = sum(stop - start for start, stop in self.blocks)
+        self.window = get_config()["stream_window_blocks"]
+
+    def __len__(self):
+        return self.n_samples
+
+    def _tensor(self, rows):
+        return torch.from_numpy(np.ascontiguousarray(rows, dtype=np.float32)).to(self.device)
+
+    def batches(self, batch_size, generator):
+        """One epoch of batches: blocks in random order, rows shuffled within each window."""
+        block_order = torch.randperm(len(self.blocks), generator=generator).tolist()
+        for first in range(0, len(block_order), self.window):
+            window = [self.blocks[i] for i in block_order[first : first + self.window]]
+            rows = np.concatenate([self.reader.read(start, stop) for start, stop in window])
+            order = torch.randperm(len(rows), generator=generator).numpy()
+            for start, stop in batch_bounds(len(rows), batch_size):
+                yield self._tensor(rows[order[start:stop]])
+
+    def sequential_batches(self, batch_size):
+        """All rows in order, a block at a time."""
+        for start, stop in self.blocks:
+            yield self._tensor(self.reader.read(start, stop))
 
 
 def map_rows(
@@ -93,7 +166,8 @@ def map_rows(
     function : callable
         Takes a float32 tensor of rows on ``device`` and returns a tensor with
         ``n_outputs`` columns, or a 1-D tensor when ``n_outputs`` is None.
-    X : ndarray or sparse matrix
+    X : ndarray, sparse matrix or ArrayReader
+        An :class:`~skae._sources.ArrayReader` is read (and checked) block by block.
     device : torch.device
     n_outputs : int or None
     dtype : numpy dtype of the result
@@ -108,7 +182,9 @@ def map_rows(
     shape = (X.shape[0],) if n_outputs is None else (X.shape[0], n_outputs)
     out = np.empty(shape, dtype=dtype)
     step = rows_per_block or block_rows(max(X.shape[1], n_outputs or 1))
+    read = X.read if hasattr(X, "read") else (lambda start, stop: X[start:stop])
     for start in range(0, X.shape[0], step):
-        block = rows_to_tensor(X[start : start + step], device, compute_dtype)
-        out[start : start + step] = function(block).cpu().numpy()
+        stop = min(start + step, X.shape[0])
+        block = rows_to_tensor(read(start, stop), device, compute_dtype)
+        out[start:stop] = function(block).cpu().numpy()
     return out

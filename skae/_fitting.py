@@ -13,12 +13,19 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.model_selection import train_test_split
 
-from ._data import RowSource
+from ._data import RowSource, StreamSource
 from ._device import resolve_device
-from ._initialization import data_scale, seeded_model, start_from_pca
+from ._initialization import (
+    data_scale,
+    pca_sample_rows,
+    scales_from_moments,
+    seeded_model,
+    start_from_pca,
+)
 from ._params import NetworkSpec, check_params
 from ._pretraining import pretrain_layerwise
 from ._random import seeded_generator, seeds
+from ._sources import ArrayReader, fits_in_memory, summarize
 from ._state import FitState
 from ._training import ConvergenceMonitor, Trainer, make_optimizer, run_epochs
 
@@ -56,9 +63,7 @@ def fit_call(estimator, X, *, partial):
         )
     previous = getattr(estimator, "_state", None)
     continuing = previous is not None and (partial or estimator.warm_start)
-    X = estimator._validate(X, reset=not continuing)
-    check_float32_range(X)
-    estimator._check_training_data(X)
+    X = _training_data(estimator, X, reset=not continuing)
     spec = NetworkSpec.from_estimator(estimator, X.shape[1])
     if continuing and spec.changes_from(previous.spec):
         raise ValueError(
@@ -68,22 +73,22 @@ def fit_call(estimator, X, *, partial):
         )
     device = resolve_device(estimator.device)
     init_seed, shuffle_seed, noise_seed, split_seed = seeds(estimator.random_state, 4)
-    train_X, validation_X = X, None
-    if estimator.early_stopping:
-        train_X, validation_X = _split(X, estimator.validation_fraction, split_seed)
-    if estimator.batch_norm and min(train_X.shape[0], estimator.batch_size) < 2:
+    sources = _streamed if isinstance(X, ArrayReader) else _in_memory
+    train_source, validation, start_data = sources(estimator, X, device, split_seed)
+    if estimator.batch_norm and min(len(train_source), estimator.batch_size) < 2:
         raise ValueError(
             "batch_norm=True needs batches of at least 2 samples; got "
-            f"{train_X.shape[0]} training samples with batch_size={estimator.batch_size}."
+            f"{len(train_source)} training samples with batch_size={estimator.batch_size}."
         )
-    train_source = RowSource(train_X, device)
     if continuing:
         state = previous.copy()
         state.place(device)
     else:
-        state = _new_state(estimator, spec, X, train_source, init_seed, device, partial)
+        scales, pca_rows = start_data(init_seed)
+        state = _new_state(
+            estimator, spec, scales, pca_rows, train_source, init_seed, device, partial
+        )
     estimator._configure_model(state.network)
-    validation = None if validation_X is None else RowSource(validation_X, device)
     return _train(
         estimator,
         state,
@@ -93,6 +98,72 @@ def fit_call(estimator, X, *, partial):
         continuing,
         (shuffle_seed, noise_seed, split_seed),
     )
+
+
+def _training_data(estimator, X, reset):
+    """``X`` checked for training: an ndarray or sparse matrix held in memory, or an
+    :class:`ArrayReader` for data beyond the memory budget (see ``skae.set_config``).
+
+    Data on disk or in a cluster that fits the budget is read (and checked) into
+    memory block by block; what does not fit is only checked as it is streamed.
+    """
+    X = estimator._checked_input(X, reset=reset)
+    if isinstance(X, ArrayReader):
+        if not fits_in_memory(*X.shape, itemsize=X.dtype.itemsize):
+            X.check = functools.partial(_check_training_block, estimator)
+            return X
+        X = X.materialize()
+    check_float32_range(X)
+    estimator._check_training_data(X)
+    if not sp.issparse(X) and not fits_in_memory(*X.shape):
+        return ArrayReader(X)
+    return X
+
+
+def _check_training_block(estimator, block):
+    check_float32_range(block)
+    estimator._check_training_data(block)
+
+
+def _in_memory(estimator, X, device, split_seed):
+    """Training and validation sources held in memory, and the start's data."""
+    train_X, validation_X = X, None
+    if estimator.early_stopping:
+        train_X, validation_X = _split(X, estimator.validation_fraction, split_seed)
+    validation = None if validation_X is None else RowSource(validation_X, device)
+    return RowSource(train_X, device), validation, lambda seed: (data_scale(X), X)
+
+
+def _streamed(estimator, reader, device, split_seed):
+    """Streamed training and validation sources (whole blocks held out), and the start's data.
+
+    The start's data (moments and a random sample of rows for the PCA start)
+    takes one pass over all the data, which also checks every value.
+    """
+    blocks, validation = reader.blocks(), None
+    if estimator.early_stopping:
+        blocks, held_out = _split_blocks(blocks, estimator.validation_fraction, split_seed)
+        validation = StreamSource(reader, device, held_out)
+
+    def start_data(seed):
+        summary = summarize(reader, reader.blocks(), pca_sample_rows(reader.shape[1]), seed)
+        return scales_from_moments(summary.center, summary.variance), summary.sample
+
+    return StreamSource(reader, device, blocks), validation, start_data
+
+
+def _split_blocks(blocks, validation_fraction, seed):
+    n_validation = int(round(validation_fraction * len(blocks)))
+    if n_validation < 1 or n_validation >= len(blocks):
+        raise ValueError(
+            "early_stopping on streamed data holds out whole blocks: validation_fraction="
+            f"{validation_fraction} of {len(blocks)} blocks leaves {n_validation} for "
+            "validation. Use smaller blocks (skae.set_config(stream_block_rows=...)) or "
+            "set early_stopping=False."
+        )
+    held_out = set(np.random.default_rng(seed).choice(len(blocks), n_validation, replace=False))
+    train = [block for i, block in enumerate(blocks) if i not in held_out]
+    return train, [block for i, block in enumerate(blocks) if i in held_out]
 
 
 def _split(X, validation_fraction, seed):
@@ -110,9 +181,12 @@ def _split(X, validation_fraction, seed):
     return X[np.sort(train)], X[np.sort(validation)]
 
 
-def _new_state(estimator, spec, X, train_source, seed, device, partial):
-    """A new network on ``device``: seeded, pretrained if asked (not by partial_fit), PCA start."""
-    scales = data_scale(X)
+def _new_state(estimator, spec, scales, pca_rows, train_source, seed, device, partial):
+    """A new network on ``device``: seeded, pretrained if asked (not by partial_fit), PCA start.
+
+    ``scales`` are the data's centre and scales (see ``data_scale``);
+    ``pca_rows`` the rows (or a random sample of them) the PCA start is fitted to.
+    """
     model = seeded_model(functools.partial(estimator._build_model, spec, *scales), seed)
     state = FitState(
         network=model.to(device),
@@ -123,7 +197,7 @@ def _new_state(estimator, spec, X, train_source, seed, device, partial):
     estimator._configure_model(model)
     if not partial and estimator.pretrain == "layerwise":
         state.pretrain_loss_curves = _pretrain(estimator, model, train_source, device, seed)
-    start_from_pca(model, X, scales, spec.n_components, seed)
+    start_from_pca(model, pca_rows, scales, spec.n_components, seed)
     return state
 
 

@@ -23,7 +23,16 @@ _PCA_VALUES = 1 << 24
 
 
 def data_scale(X):
-    """How the data is conditioned for the network.
+    """How the data is conditioned for the network (see :func:`scales_from_moments`)."""
+    if sp.issparse(X):
+        center, variance = mean_variance_axis(X, axis=0)
+    else:
+        center, variance = X.mean(axis=0, dtype=np.float64), X.var(axis=0, dtype=np.float64)
+    return scales_from_moments(center, variance)
+
+
+def scales_from_moments(center, variance):
+    """The network's input and output scaling from the feature means and variances.
 
     Returns
     -------
@@ -40,15 +49,16 @@ def data_scale(X):
         layer, so it changes no objective, but lets the encoder see
         low-variance features on raw tabular data.
     """
-    if sp.issparse(X):
-        center, variance = mean_variance_axis(X, axis=0)
-    else:
-        center, variance = X.mean(axis=0, dtype=np.float64), X.var(axis=0, dtype=np.float64)
     scale = float(np.sqrt(np.mean(variance)))
     if not np.isfinite(scale) or scale <= 0:
         scale = 1.0
     input_scales = np.maximum(np.sqrt(variance), INPUT_SCALE_FLOOR * scale)
     return np.asarray(center, dtype=np.float64), scale, input_scales
+
+
+def pca_sample_rows(n_features):
+    """How many rows the PCA start is fitted on, at most."""
+    return max(100, _PCA_VALUES // n_features)
 
 
 def whitened_pca(X, center, scale, input_scales, n_components, seed):
@@ -68,7 +78,7 @@ def whitened_pca(X, center, scale, input_scales, n_components, seed):
         PCA's mean squared reconstruction error per feature, in that space.
     """
     n_samples, n_features = X.shape
-    max_rows = max(100, _PCA_VALUES // n_features)
+    max_rows = pca_sample_rows(n_features)
     if n_samples > max_rows:
         rows = np.random.default_rng(seed).choice(n_samples, max_rows, replace=False)
         X = X[np.sort(rows)]

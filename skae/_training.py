@@ -1,8 +1,9 @@
 """The training engine shared by every estimator: optimiser, epochs, stopping.
 
 A network plugs in through one method, ``sample_losses(x, generator)``, that
-returns the per-sample objective of a batch; everything else (batching,
-devices, precision, divergence, early stopping, logging) lives here once.
+returns the per-sample objective of a batch, and data through a source with
+``batches`` and ``sequential_batches`` (``skae._data``); everything else
+(devices, precision, divergence, early stopping, checkpoints) lives here once.
 """
 
 import contextlib
@@ -70,17 +71,6 @@ def precision_context(precision, device):
             setattr(matmul, name, previous)
     else:
         yield
-
-
-def batch_bounds(n_samples, batch_size):
-    """``(start, stop)`` of each batch; a last batch of one sample joins the one before.
-
-    A batch of one would make batch normalisation fail and gives a very noisy step.
-    """
-    starts = list(range(0, n_samples, batch_size))
-    if len(starts) > 1 and n_samples - starts[-1] == 1:
-        starts.pop()
-    return zip(starts, starts[1:] + [n_samples], strict=True)
 
 
 class ConvergenceMonitor:
@@ -158,15 +148,11 @@ class Trainer:
     def train_epoch(self, source):
         """One pass over ``source`` in a random order; return the mean loss."""
         self.network.train()
-        n = len(source)
-        order = torch.randperm(n, generator=self.shuffle_generator)
-        order = order.to(source.index_device())
         total = torch.zeros((), device=self.device)
         with precision_context(self.precision, self.device):
-            for start, stop in batch_bounds(n, self.batch_size):
-                batch = source.take(order[start:stop])
+            for batch in source.batches(self.batch_size, self.shuffle_generator):
                 total += self.step(batch) * batch.shape[0]
-        return self._checked(total.item() / n)
+        return self._checked(total.item() / len(source))
 
     def step(self, batch):
         """One optimiser step on ``batch``; returns its mean loss (a float32 tensor)."""
@@ -185,11 +171,8 @@ class Trainer:
         self.network.eval()
         generator = torch.Generator(device=self.device).manual_seed(seed)
         total = torch.zeros((), device=self.device)
-        order = torch.arange(len(source), device=source.index_device())
-        step = max(self.batch_size, 4096)
         with torch.inference_mode(), precision_context(self.precision, self.device):
-            for start in range(0, len(source), step):
-                batch = source.take(order[start : start + step])
+            for batch in source.sequential_batches(self.batch_size):
                 total += self.network.sample_losses(batch, generator).float().sum()
         return self._checked(total.item() / len(source))
 

@@ -19,7 +19,8 @@ import torch
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
 from skae import AutoencoderTransformer, DivergenceError, VAETransformer
-from skae._training import Trainer, batch_bounds
+from skae._data import batch_bounds
+from skae._training import Trainer
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 

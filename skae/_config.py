@@ -1,0 +1,77 @@
+"""skae's global settings for data that may not fit in memory.
+
+Set them with :func:`set_config`, or for a block of code with
+:func:`config_context`; fitting itself never changes them. They are
+per-thread, like scikit-learn's own configuration.
+"""
+
+import contextlib
+import threading
+
+_DEFAULTS = {
+    "memory_budget": None,
+    "stream_block_rows": None,
+    "stream_window_blocks": 8,
+}
+_local = threading.local()
+
+
+def _config():
+    if not hasattr(_local, "config"):
+        _local.config = dict(_DEFAULTS)
+    return _local.config
+
+
+def get_config():
+    """The current settings, as a dict (see :func:`set_config`)."""
+    return dict(_config())
+
+
+def set_config(memory_budget=None, stream_block_rows=None, stream_window_blocks=None):
+    """Change how skae handles data that may not fit in memory.
+
+    Parameters
+    ----------
+    memory_budget : int, default=None
+        Bytes of host memory a fit may use to hold its training data (its
+        float32 copy, plus the data itself when it must be read from a file
+        first). Data within the budget is trained from memory; larger data
+        is streamed from where it lies, block by block. None (the default
+        until set) means a quarter of the memory available when the fit
+        starts (``MemAvailable``, or 4 GiB where that cannot be read).
+    stream_block_rows : int, default=None
+        Rows per block read from streamed data; None picks about 16 MB of
+        float32 per block, rounded to the array's own chunks where it has
+        them (HDF5, zarr, dask).
+    stream_window_blocks : int, default=8
+        Streamed training reads blocks in a random order, this many at a
+        time, and shuffles the rows of those blocks together: the wider the
+        window, the closer to a full shuffle and the more memory.
+
+    Only the arguments given change.
+    """
+    config = _config()
+    given = {
+        "memory_budget": memory_budget,
+        "stream_block_rows": stream_block_rows,
+        "stream_window_blocks": stream_window_blocks,
+    }
+    for name, value in given.items():
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer; got {value!r}.")
+        config[name] = value
+
+
+@contextlib.contextmanager
+def config_context(**settings):
+    """Use ``settings`` (see :func:`set_config`) inside a ``with`` block only."""
+    config = _config()
+    saved = dict(config)
+    set_config(**settings)
+    try:
+        yield
+    finally:
+        config.clear()
+        config.update(saved)

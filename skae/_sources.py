@@ -1,0 +1,176 @@
+"""Arrays read block by block: files on disk (``np.memmap``, HDF5, zarr) and dask arrays.
+
+Such data is never copied or checked whole: an :class:`ArrayReader` reads
+contiguous rows, checks them (numeric, finite) and converts them, one block
+at a time; :func:`summarize` makes the one pass a fit's start needs.
+"""
+
+import math
+
+import numpy as np
+
+from ._config import get_config
+
+# Rows per block: about this many float32 values (16 MB).
+BLOCK_VALUES = 1 << 22
+_OUT_OF_CORE_PACKAGES = ("h5py", "zarr", "dask")
+_FALLBACK_AVAILABLE_MEMORY = 16 << 30
+
+
+def is_out_of_core(X):
+    """Whether ``X`` is an array that lives on disk or in a cluster, read on demand."""
+    if isinstance(X, np.memmap):
+        return True
+    package = type(X).__module__.split(".")[0]
+    return package in _OUT_OF_CORE_PACKAGES and hasattr(X, "shape") and hasattr(X, "dtype")
+
+
+def available_memory():
+    """Bytes of host memory available now (``MemAvailable``), or a guess of 16 GiB."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return _FALLBACK_AVAILABLE_MEMORY
+
+
+def memory_budget():
+    """Bytes a fit may use to hold its training data in memory (see ``set_config``)."""
+    budget = get_config()["memory_budget"]
+    return budget if budget is not None else available_memory() // 4
+
+
+def default_block_rows(n_features, chunk_rows=None):
+    """About 16 MB of float32 rows, a multiple of the array's chunk rows when it has them."""
+    rows = get_config()["stream_block_rows"]
+    if rows is not None:
+        return rows
+    rows = max(1, BLOCK_VALUES // max(1, n_features))
+    if chunk_rows:
+        rows = max(chunk_rows, rows // chunk_rows * chunk_rows)
+    return rows
+
+
+def _chunk_rows(array):
+    chunks = getattr(array, "chunks", None)
+    if not chunks:
+        return None
+    first = chunks[0]
+    return int(first[0] if isinstance(first, tuple) else first)
+
+
+class ArrayReader:
+    """The rows of a 2-D array as checked float blocks.
+
+    Parameters
+    ----------
+    array : ndarray, np.memmap, h5py.Dataset, zarr.Array or dask array
+    what : str
+        How error messages name the array.
+
+    Blocks are float32 for float32 arrays and float64 otherwise, as
+    scikit-learn's ``check_array(dtype=[np.float64, np.float32])`` gives.
+    """
+
+    def __init__(self, array, what="X"):
+        shape = tuple(array.shape)
+        if len(shape) != 2:
+            raise ValueError(f"Expected a 2D array, got {what} of shape {shape}.")
+        if np.dtype(array.dtype).kind not in "biuf":
+            raise ValueError(f"{what} has dtype {array.dtype}: skae needs numeric data.")
+        if shape[0] < 1 or shape[1] < 1:
+            raise ValueError(
+                f"Found array with shape {shape}: at least one sample and one feature are needed."
+            )
+        self.array = array
+        self.what = what
+        self.shape = shape
+        self.dtype = np.dtype(np.float32 if array.dtype == np.float32 else np.float64)
+        self.block_rows = default_block_rows(shape[1], _chunk_rows(array))
+        # Called on every block read (e.g. a [0, 1] check), when set.
+        self.check = None
+        self._is_dask = type(array).__module__.split(".")[0] == "dask"
+
+    @property
+    def nbytes(self):
+        return self.shape[0] * self.shape[1] * self.dtype.itemsize
+
+    def blocks(self, block_rows=None):
+        """``(start, stop)`` of each block, in order."""
+        step, n = block_rows or self.block_rows, self.shape[0]
+        return [(start, min(start + step, n)) for start in range(0, n, step)]
+
+    def read(self, start, stop):
+        """Rows ``start:stop`` as a checked float ndarray."""
+        block = self.array[start:stop]
+        if self._is_dask:
+            block = block.compute()
+        block = np.asarray(block, dtype=self.dtype)
+        if not np.isfinite(block).all():
+            rows = start + np.flatnonzero(~np.isfinite(block).all(axis=1))
+            shown = ", ".join(str(row) for row in rows[:5]) + (", ..." if len(rows) > 5 else "")
+            raise ValueError(f"Input {self.what} contains NaN or infinity in rows {shown}.")
+        if self.check is not None:
+            self.check(block)
+        return block
+
+    def materialize(self):
+        """All rows in one ndarray (for data within the memory budget)."""
+        out = np.empty(self.shape, dtype=self.dtype)
+        for start, stop in self.blocks():
+            out[start:stop] = self.read(start, stop)
+        return out
+
+
+class Summary:
+    """What one streamed pass learns of the data: moments, range and a row sample."""
+
+    def __init__(self, center, variance, minimum, maximum, sample):
+        self.center = center
+        self.variance = variance
+        self.minimum = minimum
+        self.maximum = maximum
+        self.sample = sample
+
+
+def fits_in_memory(n_samples, n_features, itemsize=0):
+    """Whether a float32 copy of the data (plus ``itemsize`` bytes a value) fits the budget."""
+    return n_samples * n_features * (4 + itemsize) <= memory_budget()
+
+
+def summarize(reader, blocks, n_sample, seed):
+    """Feature means and variances, the range, and ``n_sample`` random rows of ``blocks``.
+
+    One pass over the blocks (every value checked as it is read); means and
+    variances are merged block by block in float64 (Chan et al.), so no
+    block needs more than its own memory.
+    """
+    n_total = sum(stop - start for start, stop in blocks)
+    n_sample = min(n_sample, n_total)
+    picked = np.sort(np.random.default_rng(seed).choice(n_total, n_sample, replace=False))
+    count, mean, m2 = 0, 0.0, 0.0
+    minimum, maximum = math.inf, -math.inf
+    samples, offset = [], 0
+    for start, stop in blocks:
+        block = reader.read(start, stop)
+        n = block.shape[0]
+        block_mean = block.mean(axis=0, dtype=np.float64)
+        block_m2 = ((block - block_mean) ** 2).sum(axis=0, dtype=np.float64)
+        delta = block_mean - mean
+        mean = mean + delta * n / (count + n)
+        m2 = m2 + block_m2 + delta**2 * count * n / (count + n)
+        count += n
+        minimum, maximum = min(minimum, float(block.min())), max(maximum, float(block.max()))
+        inside = picked[(picked >= offset) & (picked < offset + n)] - offset
+        samples.append(block[inside])
+        offset += n
+    return Summary(
+        np.asarray(mean, dtype=np.float64),
+        np.asarray(m2 / count, dtype=np.float64),
+        minimum,
+        maximum,
+        np.concatenate(samples),
+    )
