@@ -1,0 +1,222 @@
+"""Data on disk or in a cluster: memmap, HDF5, zarr and dask arrays, in memory or streamed."""
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from numpy.testing import assert_allclose, assert_array_equal
+
+import skae
+from skae import AutoencoderTransformer, VAETransformer
+from skae._data import StreamSource
+from skae._sources import ArrayReader, is_out_of_core, summarize
+
+h5py = pytest.importorskip("h5py")
+zarr = pytest.importorskip("zarr")
+da = pytest.importorskip("dask.array")
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+FAST = dict(hidden_layer_sizes=(16,), max_epochs=3, batch_size=64, random_state=0, device="cpu")
+# Small enough that every dataset here streams, in blocks of 100 rows.
+STREAM = dict(memory_budget=1000, stream_block_rows=100, stream_window_blocks=3)
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.RandomState(0)
+    return rng.randn(1000, 4) @ rng.randn(4, 12) + 0.3 * rng.randn(1000, 12)
+
+
+def as_memmap(X, directory):
+    np.save(directory / "X.npy", X)
+    return np.load(directory / "X.npy", mmap_mode="r")
+
+
+def as_hdf5(X, directory):
+    file = h5py.File(directory / "X.h5", "w")
+    file.create_dataset("X", data=X, chunks=(50, X.shape[1]))
+    return file["X"]
+
+
+def as_zarr(X, directory):
+    array = zarr.create_array(
+        store=str(directory / "X.zarr"),
+        shape=X.shape,
+        chunks=(50, X.shape[1]),
+        dtype=X.dtype,
+        overwrite=True,
+    )
+    array[:] = X
+    return array
+
+
+def as_dask(X, directory):
+    return da.from_array(X, chunks=(300, X.shape[1]))
+
+
+CONTAINERS = [as_memmap, as_hdf5, as_zarr, as_dask]
+
+
+@pytest.mark.parametrize("container", CONTAINERS)
+def test_data_within_the_budget_trains_as_the_same_array_in_memory(tmp_path, data, container):
+    stored = container(data, tmp_path)
+    assert is_out_of_core(stored)
+
+    model = AutoencoderTransformer(**FAST).fit(stored)
+    reference = AutoencoderTransformer(**FAST).fit(data)
+
+    codes = model.transform(stored)
+    assert isinstance(codes, np.ndarray) and codes.shape == (1000, 2)
+    assert_array_equal(codes, reference.transform(data))
+    assert_array_equal(model.score_samples(stored), reference.score_samples(data))
+    assert_array_equal(
+        model.inverse_transform(da.from_array(codes, chunks=(128, 2))),
+        reference.inverse_transform(codes),
+    )
+
+
+@pytest.mark.parametrize("container", CONTAINERS)
+@pytest.mark.parametrize("cls", [AutoencoderTransformer, VAETransformer])
+def test_streamed_data_trains_as_the_same_array_streamed(tmp_path, data, container, cls):
+    stored = container(data, tmp_path)
+    with skae.config_context(**STREAM):
+        model = cls(**FAST).fit(stored)
+        reference = cls(**FAST).fit(data)  # an ndarray beyond the budget streams too
+
+    assert_array_equal(model.transform(stored), reference.transform(data))
+    assert model.loss_curve_ == reference.loss_curve_
+    # Not the in-memory model (other shuffles, a streamed start), but a close one.
+    in_memory = cls(**FAST).fit(data)
+    assert np.mean((model.transform(data) - in_memory.transform(data)) ** 2) < 0.05
+
+
+def test_a_streamed_epoch_serves_every_row_once_and_is_reproducible():
+    ids = np.arange(1037, dtype=np.float64)[:, None].repeat(3, axis=1)
+    with skae.config_context(stream_block_rows=50, stream_window_blocks=4):
+        source = StreamSource(ArrayReader(ids), torch.device("cpu"))
+
+        def epoch(seed):
+            batches = list(source.batches(64, torch.Generator().manual_seed(seed)))
+            return torch.cat(batches)[:, 0].numpy()
+
+        first, again, other = epoch(0), epoch(0), epoch(1)
+
+    assert sorted(first) == list(range(1037))
+    assert_array_equal(first, again)
+    assert not np.array_equal(first, other)
+    assert not np.array_equal(first, np.sort(first)), "rows are shuffled"
+
+
+def test_summarize_matches_numpy(data):
+    reader = ArrayReader(data)
+    reader.block_rows = 77
+    summary = summarize(reader, reader.blocks(), 200, seed=0)
+
+    assert_allclose(summary.center, data.mean(axis=0), rtol=1e-12)
+    assert_allclose(summary.variance, data.var(axis=0), rtol=1e-10)
+    assert summary.minimum == data.min() and summary.maximum == data.max()
+    assert summary.sample.shape == (200, 12)
+    assert all(any(np.array_equal(row, x) for x in data) for row in summary.sample[:5])
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+@pytest.mark.parametrize("continued", [False, True])
+def test_nan_in_the_middle_of_a_file_is_a_clear_error_and_nothing_is_learned(
+    tmp_path, data, streamed, continued
+):
+    broken = data.copy()
+    broken[537, 4] = np.nan
+    stored = as_hdf5(broken, tmp_path)
+    model = AutoencoderTransformer(**FAST)
+    if continued:
+        model.fit(data)
+        before = model.transform(data)
+    budget = STREAM if streamed else {}
+
+    with (
+        skae.config_context(**budget),
+        pytest.raises(ValueError, match="NaN or infinity in rows 537"),
+    ):
+        model.partial_fit(stored) if continued else model.fit(stored)
+
+    if continued:
+        assert_array_equal(model.transform(data), before)
+        assert model.n_iter_ == 3
+    else:
+        assert not hasattr(model, "n_iter_")
+
+
+def test_a_continued_fit_on_a_new_file(tmp_path, data):
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir()
+    second.mkdir()
+    with skae.config_context(**STREAM):
+        model = AutoencoderTransformer(**FAST).fit(as_memmap(data[:500], first))
+        model.partial_fit(as_memmap(data[500:], second))
+    assert model.n_iter_ == 4
+    assert np.isfinite(model.transform(data)).all()
+
+
+def test_a_model_fitted_on_a_memmap_holds_no_reference_to_it(tmp_path, data):
+    stored = as_memmap(data, tmp_path)
+    with skae.config_context(**STREAM):
+        model = AutoencoderTransformer(**FAST).fit(stored)
+    codes = model.transform(data)
+
+    payload = pickle.dumps(model)
+    del stored
+    (tmp_path / "X.npy").unlink()
+
+    assert b"X.npy" not in payload
+    assert_array_equal(pickle.loads(payload).transform(data), codes)
+
+
+def test_non_numeric_data_is_refused(tmp_path):
+    file = h5py.File(tmp_path / "text.h5", "w")
+    text = file.create_dataset("X", data=np.array([[b"a", b"b"], [b"c", b"d"]]))
+    with pytest.raises(ValueError, match="numeric"):
+        AutoencoderTransformer(**FAST).fit(text)
+
+
+def test_a_wrong_number_of_features_is_refused(tmp_path, data):
+    model = AutoencoderTransformer(**FAST).fit(data)
+    with pytest.raises(ValueError, match="features"):
+        model.transform(as_memmap(data[:, :5], tmp_path))
+
+
+def test_bernoulli_scores_of_streamed_data_check_the_unit_interval(tmp_path):
+    rng = np.random.RandomState(0)
+    binary = (rng.rand(500, 8) > 0.5).astype(np.float64)
+    vae = VAETransformer(**FAST, likelihood="bernoulli").fit(binary)
+    outside = binary.copy()
+    outside[321, 2] = 2.0
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        vae.score_samples(as_zarr(outside, tmp_path))
+    with skae.config_context(**STREAM), pytest.raises(ValueError, match=r"\[0, 1\]"):
+        VAETransformer(**FAST, likelihood="bernoulli").fit(as_zarr(outside, tmp_path))
+
+
+def test_early_stopping_on_streamed_data_holds_out_whole_blocks(tmp_path, data):
+    stored = as_zarr(data, tmp_path)
+    with skae.config_context(**STREAM):
+        model = AutoencoderTransformer(**FAST, early_stopping=True).fit(stored)
+        assert len(model.validation_loss_curve_) == model.n_iter_
+        with pytest.raises(ValueError, match="whole blocks"):
+            AutoencoderTransformer(**FAST, early_stopping=True, validation_fraction=0.01).fit(
+                stored
+            )
+
+
+@pytest.mark.parametrize("value", [0, -5, 1.5, True, "8"])
+def test_settings_are_checked(value):
+    with pytest.raises(ValueError, match="positive integer"):
+        skae.set_config(stream_window_blocks=value)
+
+
+def test_config_context_restores_the_settings():
+    before = skae.get_config()
+    with skae.config_context(memory_budget=123):
+        assert skae.get_config()["memory_budget"] == 123
+    assert skae.get_config() == before
