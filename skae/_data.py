@@ -19,6 +19,8 @@ from ._sources import BLOCK_VALUES
 _DEVICE_MEMORY_SHARE = 0.5
 # Rows per batch when a loss is only evaluated (no gradients): at least this many.
 _EVALUATION_ROWS = 4096
+# Streamed data compares a fit's start and end on blocks of about this many values.
+COMPARISON_VALUES = 1 << 24
 
 
 def block_rows(n_features):
@@ -103,6 +105,10 @@ class RowSource:
         for start, stop in batch_bounds(self.n_samples, batch_size):
             yield self.take(order[start:stop])
 
+    def comparison_sample(self):
+        """The rows a fit's start and end are compared on: all of them."""
+        return self
+
     def sequential_batches(self, batch_size):
         """All rows in order, in batches of at least ``batch_size`` rows."""
         step = max(batch_size, _EVALUATION_ROWS)
@@ -145,10 +151,32 @@ class StreamSource:
         block_order = torch.randperm(len(self.blocks), generator=generator).tolist()
         for first in range(0, len(block_order), self.window):
             window = [self.blocks[i] for i in block_order[first : first + self.window]]
-            rows = np.concatenate([self.reader.read(start, stop) for start, stop in window])
+            rows = self._read_window(window)
             order = torch.randperm(len(rows), generator=generator).numpy()
             for start, stop in batch_bounds(len(rows), batch_size):
                 yield self._tensor(rows[order[start:stop]])
+
+    def _read_window(self, window):
+        """The rows of the blocks in ``window``, read into one array (no second copy)."""
+        rows = np.empty(
+            (sum(stop - start for start, stop in window), self.reader.shape[1]),
+            dtype=self.reader.dtype,
+        )
+        offset = 0
+        for start, stop in window:
+            rows[offset : offset + stop - start] = self.reader.read(start, stop)
+            offset += stop - start
+        return rows
+
+    def comparison_sample(self):
+        """Evenly spread blocks of about ``COMPARISON_VALUES`` values in all.
+
+        Comparing a fit's start and end on all of a large file would cost
+        two extra passes over it.
+        """
+        wanted = max(1, COMPARISON_VALUES // max(1, self.reader.shape[1] * self.reader.block_rows))
+        step = -(-len(self.blocks) // wanted)
+        return self if step <= 1 else StreamSource(self.reader, self.device, self.blocks[::step])
 
     def sequential_batches(self, batch_size):
         """All rows in order, a block at a time."""

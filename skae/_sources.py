@@ -158,7 +158,11 @@ def summarize(reader, blocks, n_sample, seed):
         block = reader.read(start, stop)
         n = block.shape[0]
         block_mean = block.mean(axis=0, dtype=np.float64)
-        block_m2 = ((block - block_mean) ** 2).sum(axis=0, dtype=np.float64)
+        # Centred in the block's own dtype (no float64 copy of the block),
+        # squares summed in float64.
+        centered = block - block_mean.astype(block.dtype)
+        block_m2 = (centered * centered).sum(axis=0, dtype=np.float64)
+        del centered
         delta = block_mean - mean
         mean = mean + delta * n / (count + n)
         m2 = m2 + block_m2 + delta**2 * count * n / (count + n)

@@ -237,8 +237,9 @@ def run_epochs(
     ``start_is_candidate``: the network as it starts is the first candidate
     for the best weights. With a validation source its validation loss is
     the first the monitor sees; without one, the training loss (in
-    evaluation mode) at the end is compared with the start's, and the start
-    is kept when training did not improve on it.
+    evaluation mode, on ``train_source.comparison_sample()``: all of data in
+    memory, spread-out blocks of streamed data) at the end is compared with
+    the start's, and the start is kept when training did not improve on it.
 
     ``interruptible``: a ``KeyboardInterrupt`` after at least one complete
     epoch (during training or while finishing) puts the network and
@@ -292,7 +293,7 @@ class _EpochLoop:
         self.progress = _Progress()
         if start_is_candidate:
             self.start = Checkpoint(self.trainer)
-            self.history["start_loss"] = self._evaluate(self.validation_source or self.train_source)
+            self.history["start_loss"] = self._evaluate(self._start_judge())
             if validating:
                 self.monitor.update(self.history["start_loss"])
                 self.progress = _Progress(best=self.start, best_loss=self.history["start_loss"])
@@ -323,6 +324,10 @@ class _EpochLoop:
             self.history["interrupted"] = interrupt
             self._finish()
         return self.history
+
+    def _start_judge(self):
+        """The data the start is compared on: validation data, else (a sample of) training data."""
+        return self.validation_source or self.train_source.comparison_sample()
 
     def _evaluate(self, source):
         return self.trainer.evaluate(source, self.validation_seed)
@@ -367,7 +372,7 @@ class _EpochLoop:
         # Training losses of warm-up epochs measure another objective.
         history["best_loss"] = min(progress.losses[self.unmonitored :] or progress.losses)
         history["kept_start"] = self.start is not None and (
-            self._evaluate(self.train_source) >= history["start_loss"]
+            self._evaluate(self._start_judge()) >= history["start_loss"]
         )
         if history["kept_start"]:
             self.start.restore(self.trainer)
