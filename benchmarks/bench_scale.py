@@ -21,7 +21,6 @@ import argparse
 import contextlib
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -100,6 +99,15 @@ def rss_anon():
     return 0
 
 
+def vm_hwm():
+    """This process's peak resident set (``VmHWM``), file pages included."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
 @contextlib.contextmanager
 def sampled_peak(every=0.05):
     """Sample ``RssAnon`` in a thread; the peak is in the yielded list's first item."""
@@ -173,7 +181,9 @@ def child(kind, path, budget=None):
         "transform_seconds": transform_seconds,
         "codes_finite": bool(np.isfinite(codes).all()),
         "peak_rss_anon": peak[0],
-        "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        # VmHWM, not getrusage's ru_maxrss: that one keeps the high-water mark
+        # of the parent this process was forked from (it wrote the files).
+        "peak_rss": vm_hwm(),
         "loss": model.loss_curve_[-1],
     }
     print(json.dumps(result))

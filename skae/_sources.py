@@ -5,7 +5,7 @@ contiguous rows, checks them (numeric, finite) and converts them, one block
 at a time; :func:`summarize` makes the one pass a fit's start needs.
 """
 
-import math
+from typing import NamedTuple
 
 import numpy as np
 
@@ -109,7 +109,9 @@ class ArrayReader:
         if self._is_dask:
             block = block.compute()
         block = np.asarray(block, dtype=self.dtype)
-        if not np.isfinite(block).all():
+        # A float64 sum is finite exactly when every value is (it cannot
+        # overflow for float32 data), in one pass and without a mask.
+        if not np.isfinite(block.sum(dtype=np.float64)):
             rows = start + np.flatnonzero(~np.isfinite(block).all(axis=1))
             shown = ", ".join(str(row) for row in rows[:5]) + (", ..." if len(rows) > 5 else "")
             raise ValueError(f"Input {self.what} contains NaN or infinity in rows {shown}.")
@@ -125,15 +127,12 @@ class ArrayReader:
         return out
 
 
-class Summary:
-    """What one streamed pass learns of the data: moments, range and a row sample."""
+class Summary(NamedTuple):
+    """What one streamed pass learns of the data: moments and a row sample."""
 
-    def __init__(self, center, variance, minimum, maximum, sample):
-        self.center = center
-        self.variance = variance
-        self.minimum = minimum
-        self.maximum = maximum
-        self.sample = sample
+    center: np.ndarray
+    variance: np.ndarray
+    sample: np.ndarray
 
 
 def fits_in_memory(n_samples, n_features, itemsize=0):
@@ -142,7 +141,7 @@ def fits_in_memory(n_samples, n_features, itemsize=0):
 
 
 def summarize(reader, blocks, n_sample, seed):
-    """Feature means and variances, the range, and ``n_sample`` random rows of ``blocks``.
+    """Feature means and variances, and ``n_sample`` random rows of ``blocks``.
 
     One pass over the blocks (every value checked as it is read); means and
     variances are merged block by block in float64 (Chan et al.), so no
@@ -152,7 +151,6 @@ def summarize(reader, blocks, n_sample, seed):
     n_sample = min(n_sample, n_total)
     picked = np.sort(np.random.default_rng(seed).choice(n_total, n_sample, replace=False))
     count, mean, m2 = 0, 0.0, 0.0
-    minimum, maximum = math.inf, -math.inf
     samples, offset = [], 0
     for start, stop in blocks:
         block = reader.read(start, stop)
@@ -167,14 +165,11 @@ def summarize(reader, blocks, n_sample, seed):
         mean = mean + delta * n / (count + n)
         m2 = m2 + block_m2 + delta**2 * count * n / (count + n)
         count += n
-        minimum, maximum = min(minimum, float(block.min())), max(maximum, float(block.max()))
         inside = picked[(picked >= offset) & (picked < offset + n)] - offset
         samples.append(block[inside])
         offset += n
     return Summary(
         np.asarray(mean, dtype=np.float64),
         np.asarray(m2 / count, dtype=np.float64),
-        minimum,
-        maximum,
         np.concatenate(samples),
     )

@@ -116,7 +116,6 @@ def test_summarize_matches_numpy(data):
 
     assert_allclose(summary.center, data.mean(axis=0), rtol=1e-12)
     assert_allclose(summary.variance, data.var(axis=0), rtol=1e-10)
-    assert summary.minimum == data.min() and summary.maximum == data.max()
     assert summary.sample.shape == (200, 12)
     assert all(any(np.array_equal(row, x) for x in data) for row in summary.sample[:5])
 
