@@ -39,6 +39,30 @@ def batch_bounds(n_samples, batch_size):
     return zip(starts, starts[1:] + [n_samples], strict=True)
 
 
+def shard_bounds(n_samples, batch_size, rank, world_size):
+    """This rank's ``(start, stop)`` in each global batch, with the global batch's size.
+
+    A global batch holds ``batch_size`` rows per rank, split as evenly as
+    possible; every rank makes the same number of steps, each with at least
+    two rows (a short last global batch joins the one before).
+    """
+    step = batch_size * world_size
+    starts = list(range(0, n_samples, step))
+    if len(starts) > 1 and n_samples - starts[-1] < 2 * world_size:
+        starts.pop()
+    for start, stop in zip(starts, starts[1:] + [n_samples], strict=True):
+        base, extra = divmod(stop - start, world_size)
+        first = start + rank * base + min(rank, extra)
+        yield first, first + base + (rank < extra), stop - start
+
+
+def shard_range(n_samples, rank, world_size):
+    """This rank's contiguous share of ``n_samples`` rows, for evaluation."""
+    base, extra = divmod(n_samples, world_size)
+    first = rank * base + min(rank, extra)
+    return first, first + base + (rank < extra)
+
+
 def rows_to_tensor(X, device, dtype=torch.float32):
     """Return the rows ``X`` (dense array or sparse matrix) as ``dtype`` on ``device``."""
     if sp.issparse(X):
@@ -99,21 +123,33 @@ class RowSource:
             return rows.to(self.device, non_blocking=True)
         return rows_to_tensor(self._sparse[index.numpy()], self.device)
 
-    def batches(self, batch_size, generator):
-        """One epoch of batches in the random order ``generator`` draws."""
+    def batches(self, batch_size, generator, group):
+        """One epoch of ``(batch, rows in the global batch)`` in the order ``generator`` draws.
+
+        In a process group of several ranks (``group``, see
+        ``skae._distributed``) every rank draws the same permutation and
+        takes its share of each global batch.
+        """
         order = torch.randperm(self.n_samples, generator=generator).to(self._index_device())
-        for start, stop in batch_bounds(self.n_samples, batch_size):
-            yield self.take(order[start:stop])
+        if group.world_size == 1:
+            for start, stop in batch_bounds(self.n_samples, batch_size):
+                yield self.take(order[start:stop]), stop - start
+            return
+        for start, stop, n_global in shard_bounds(
+            self.n_samples, batch_size, group.rank, group.world_size
+        ):
+            yield self.take(order[start:stop]), n_global
 
     def comparison_sample(self):
         """The rows a fit's start and end are compared on: all of them."""
         return self
 
-    def sequential_batches(self, batch_size):
-        """All rows in order, in batches of at least ``batch_size`` rows."""
+    def sequential_batches(self, batch_size, group):
+        """This rank's share of the rows in order, in batches of at least ``batch_size`` rows."""
         step = max(batch_size, _EVALUATION_ROWS)
-        order = torch.arange(self.n_samples, device=self._index_device())
-        for start in range(0, self.n_samples, step):
+        first, last = shard_range(self.n_samples, group.rank, group.world_size)
+        order = torch.arange(first, last, device=self._index_device())
+        for start in range(0, len(order), step):
             yield self.take(order[start : start + step])
 
 
@@ -146,15 +182,17 @@ class StreamSource:
     def _tensor(self, rows):
         return torch.from_numpy(np.ascontiguousarray(rows, dtype=np.float32)).to(self.device)
 
-    def batches(self, batch_size, generator):
-        """One epoch of batches: blocks in random order, rows shuffled within each window."""
+    def batches(self, batch_size, generator, group):
+        """One epoch of ``(batch, rows)``: blocks in random order, shuffled within windows."""
+        if group.world_size > 1:
+            raise NotImplementedError("streamed data in a process group (see _fitting._prepare)")
         block_order = torch.randperm(len(self.blocks), generator=generator).tolist()
         for first in range(0, len(block_order), self.window):
             window = [self.blocks[i] for i in block_order[first : first + self.window]]
             rows = self._read_window(window)
             order = torch.randperm(len(rows), generator=generator).numpy()
             for start, stop in batch_bounds(len(rows), batch_size):
-                yield self._tensor(rows[order[start:stop]])
+                yield self._tensor(rows[order[start:stop]]), stop - start
 
     def _read_window(self, window):
         """The rows of the blocks in ``window``, read into one array (no second copy)."""
@@ -178,9 +216,10 @@ class StreamSource:
         step = -(-len(self.blocks) // wanted)
         return self if step <= 1 else StreamSource(self.reader, self.device, self.blocks[::step])
 
-    def sequential_batches(self, batch_size):
-        """All rows in order, a block at a time."""
-        for start, stop in self.blocks:
+    def sequential_batches(self, batch_size, group):
+        """This rank's share of the blocks in order, a block at a time."""
+        first, last = shard_range(len(self.blocks), group.rank, group.world_size)
+        for start, stop in self.blocks[first:last]:
             yield self._tensor(self.reader.read(start, stop))
 
 

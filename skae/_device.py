@@ -4,6 +4,8 @@ import re
 
 import torch
 
+from ._distributed import local_rank_device
+
 _DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
@@ -13,7 +15,9 @@ def resolve_device(spec):
     Parameters
     ----------
     spec : str
-        ``"auto"`` (CUDA when available, else Apple MPS, else CPU), ``"cpu"``,
+        ``"auto"`` (CUDA when available, ``cuda:LOCAL_RANK`` inside a
+        ``torch.distributed`` process group of several ranks, else Apple
+        MPS, else CPU), ``"cpu"``,
         ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
 
     Raises
@@ -27,6 +31,9 @@ def resolve_device(spec):
             f"device={spec!r} is not valid: use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'."
         )
     if spec == "auto":
+        local = local_rank_device()
+        if local is not None:
+            return local
         if torch.cuda.is_available():
             return torch.device("cuda")
         if torch.backends.mps.is_available():

@@ -15,6 +15,7 @@ from sklearn.model_selection import train_test_split
 
 from ._data import RowSource, StreamSource
 from ._device import resolve_device
+from ._distributed import current_group
 from ._initialization import (
     data_scale,
     pca_sample_rows,
@@ -54,7 +55,63 @@ def check_float32_range(X, what="X"):
 
 
 def fit_call(estimator, X, *, partial):
-    """Train ``estimator``'s model on ``X`` for one fitting call; see the module docstring."""
+    """Train ``estimator``'s model on ``X`` for one fitting call; see the module docstring.
+
+    Inside a ``torch.distributed`` process group of several ranks, every rank
+    calls this with the same data; the ranks agree on every check before
+    training (a failure on one is an error on all, never a hang) and train
+    data-parallel (see ``skae._distributed``).
+    """
+    group = current_group()
+    try:
+        call = _prepare(estimator, X, partial, group)
+    except Exception as error:
+        group.agree(error)
+        raise
+    group.agree(None)
+    group.check_same(call.X.shape, "X's shape")
+    train_seeds = group.broadcast(call.seeds)
+    init_seed, shuffle_seed, noise_seed, split_seed = train_seeds
+    sources = _streamed if isinstance(call.X, ArrayReader) else _in_memory
+    train_source, validation, start_data = sources(estimator, call.X, call.device, split_seed)
+    if estimator.batch_norm and min(len(train_source), estimator.batch_size) < 2:
+        raise ValueError(
+            "batch_norm=True needs batches of at least 2 samples; got "
+            f"{len(train_source)} training samples with batch_size={estimator.batch_size}."
+        )
+    if call.previous is not None:
+        state = call.previous.copy()
+        state.place(call.device)
+    else:
+        scales, pca_rows = start_data(init_seed)
+        state = _new_state(
+            estimator, call.spec, scales, pca_rows, train_source, init_seed, call.device, partial
+        )
+    estimator._configure_model(state.network)
+    return _train(
+        estimator,
+        state,
+        train_source,
+        validation,
+        partial,
+        call.previous is not None,
+        (shuffle_seed, noise_seed, split_seed),
+        group,
+    )
+
+
+class _Call(NamedTuple):
+    """A fitting call's checked inputs."""
+
+    X: object
+    spec: NetworkSpec
+    previous: FitState | None
+    device: object
+    seeds: list
+
+
+def _prepare(estimator, X, partial, group):
+    """Every check of a fitting call that needs no other rank; see :func:`fit_call`."""
     check_params(estimator)
     if partial and estimator.early_stopping:
         raise ValueError(
@@ -71,32 +128,23 @@ def fit_call(estimator, X, *, partial):
             "built; continued training (warm_start or partial_fit) needs the same "
             "network. Fit with warm_start=False to build a new one."
         )
-    device = resolve_device(estimator.device)
-    init_seed, shuffle_seed, noise_seed, split_seed = seeds(estimator.random_state, 4)
-    sources = _streamed if isinstance(X, ArrayReader) else _in_memory
-    train_source, validation, start_data = sources(estimator, X, device, split_seed)
-    if estimator.batch_norm and min(len(train_source), estimator.batch_size) < 2:
+    if isinstance(X, ArrayReader) and group.world_size > 1:
         raise ValueError(
-            "batch_norm=True needs batches of at least 2 samples; got "
-            f"{len(train_source)} training samples with batch_size={estimator.batch_size}."
+            "Data beyond the memory budget cannot be streamed in a process group of "
+            "several ranks yet; raise skae.set_config(memory_budget=...) so that each "
+            "rank holds the data (a memmap's pages are shared by the ranks of a machine)."
         )
-    if continuing:
-        state = previous.copy()
-        state.place(device)
-    else:
-        scales, pca_rows = start_data(init_seed)
-        state = _new_state(
-            estimator, spec, scales, pca_rows, train_source, init_seed, device, partial
+    if group.world_size > 1 and X.shape[0] < 2 * group.world_size:
+        raise ValueError(
+            f"{X.shape[0]} samples cannot be shared by {group.world_size} ranks: each "
+            "needs at least 2."
         )
-    estimator._configure_model(state.network)
-    return _train(
-        estimator,
-        state,
-        train_source,
-        validation,
-        partial,
-        continuing,
-        (shuffle_seed, noise_seed, split_seed),
+    return _Call(
+        X,
+        spec,
+        previous if continuing else None,
+        resolve_device(estimator.device),
+        seeds(estimator.random_state, 4),
     )
 
 
@@ -201,7 +249,9 @@ def _new_state(estimator, spec, scales, pca_rows, train_source, seed, device, pa
     return state
 
 
-def make_trainer(estimator, network, optimizer, device, shuffle_seed, noise_seed, offset=0):
+def make_trainer(
+    estimator, network, optimizer, device, shuffle_seed, noise_seed, offset=0, group=None
+):
     """A :class:`Trainer` with generators seeded from the two seeds and ``offset``."""
     return Trainer(
         network,
@@ -211,6 +261,7 @@ def make_trainer(estimator, network, optimizer, device, shuffle_seed, noise_seed
         shuffle_generator=seeded_generator(shuffle_seed, stream=offset),
         noise_generator=seeded_generator(noise_seed, device, stream=offset),
         precision=estimator.precision,
+        group=group,
     )
 
 
@@ -247,14 +298,22 @@ def _report_pretraining(estimator, pair, epoch, loss, validation_losses, seconds
         )
 
 
-def _train(estimator, state, train_source, validation, partial, continuing, train_seeds):
+def _train(estimator, state, train_source, validation, partial, continuing, train_seeds, group):
     shuffle_seed, noise_seed, split_seed = train_seeds
     n_epochs = 1 if partial else estimator.max_epochs
     optimizer = state.optimizer(
         estimator.optimizer, estimator.learning_rate, estimator.weight_decay
     )
     trainer = make_trainer(
-        estimator, state.network, optimizer, state.device, shuffle_seed, noise_seed, state.n_iter
+        estimator,
+        state.network,
+        optimizer,
+        state.device,
+        shuffle_seed,
+        # Each rank draws its own noise (dropout, denoising, the VAE's codes).
+        noise_seed + group.rank,
+        state.n_iter,
+        group,
     )
     before = _Record(list(state.loss_curve), state.validation_loss_curve, state.n_iter)
     history = run_epochs(
@@ -267,7 +326,7 @@ def _train(estimator, state, train_source, validation, partial, continuing, trai
         unmonitored_epochs=estimator._unmonitored_epochs(state),
         start_is_candidate=not partial,
         interruptible=True,
-        on_epoch=functools.partial(_report_epoch, estimator, state),
+        on_epoch=functools.partial(_report_epoch, estimator, state, group.is_main),
         before_epoch=functools.partial(_before_epoch, estimator, state, optimizer, n_epochs),
     )
     conclude = functools.partial(
@@ -319,8 +378,8 @@ def _before_epoch(estimator, state, optimizer, n_epochs, epoch):
     estimator._epoch_hook(state, epoch)
 
 
-def _report_epoch(estimator, state, epoch, loss, validation_losses, seconds):
-    if not estimator.verbose:
+def _report_epoch(estimator, state, is_main, epoch, loss, validation_losses, seconds):
+    if not estimator.verbose or not is_main:
         return
     report = functools.partial(_in_reported_units, state.network)
     line = f"Epoch {state.n_iter + epoch + 1}: loss {report(loss):.6g}"

@@ -14,6 +14,8 @@ from typing import NamedTuple
 
 import torch
 
+from ._distributed import Alone
+
 
 class DivergenceError(FloatingPointError):
     """Raised when the training loss becomes NaN or infinite."""
@@ -136,6 +138,7 @@ class Trainer:
         shuffle_generator,
         noise_generator,
         precision="float32",
+        group=None,
     ):
         self.network = network
         self.optimizer = optimizer
@@ -144,23 +147,38 @@ class Trainer:
         self.shuffle_generator = shuffle_generator
         self.noise_generator = noise_generator
         self.precision = precision
+        self.group = group or Alone()
+        self.objective = self.group.objective(network)
 
     def train_epoch(self, source):
         """One pass over ``source`` in a random order; return the mean loss."""
         self.network.train()
         total = torch.zeros((), device=self.device)
+        n = 0
         with precision_context(self.precision, self.device):
-            for batch in source.batches(self.batch_size, self.shuffle_generator):
-                total += self.step(batch) * batch.shape[0]
-        return self._checked(total.item() / len(source))
+            for batch, n_global in source.batches(
+                self.batch_size, self.shuffle_generator, self.group
+            ):
+                total += self.step(batch, n_global) * batch.shape[0]
+                n += batch.shape[0]
+        total, n = self.group.sum([total.item(), n])
+        return self._checked(total / n)
 
-    def step(self, batch):
-        """One optimiser step on ``batch``; returns its mean loss (a float32 tensor)."""
-        loss = self.network.sample_losses(batch, self.noise_generator).mean()
+    def step(self, batch, n_global=None):
+        """One optimiser step on ``batch``; returns its mean loss (a float32 tensor).
+
+        In a process group the loss is scaled so that the gradient that
+        ``DistributedDataParallel`` averages over ranks is that of the mean
+        over all ``n_global`` rows of the global batch.
+        """
+        losses = self.objective(batch, self.noise_generator)
+        loss = losses.mean()
+        if self.group.world_size > 1:
+            loss = loss * (batch.shape[0] * self.group.world_size / n_global)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        return loss.detach().float()
+        return losses.detach().float().mean()
 
     def evaluate(self, source, seed):
         """Mean loss over ``source`` with the network in evaluation mode.
@@ -171,10 +189,13 @@ class Trainer:
         self.network.eval()
         generator = torch.Generator(device=self.device).manual_seed(seed)
         total = torch.zeros((), device=self.device)
+        n = 0
         with torch.inference_mode(), precision_context(self.precision, self.device):
-            for batch in source.sequential_batches(self.batch_size):
+            for batch in source.sequential_batches(self.batch_size, self.group):
                 total += self.network.sample_losses(batch, generator).float().sum()
-        return self._checked(total.item() / len(source))
+                n += batch.shape[0]
+        total, n = self.group.sum([total.item(), n])
+        return self._checked(total / n)
 
     @staticmethod
     def _checked(loss):

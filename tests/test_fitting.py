@@ -86,10 +86,10 @@ def inject(monkeypatch, at, failure):
     original = Trainer.step
     calls = [0]
 
-    def step(self, batch):
+    def step(self, batch, *args):
         calls[0] += 1
         if calls[0] != at:
-            return original(self, batch)
+            return original(self, batch, *args)
         if failure == "divergence":
             with torch.no_grad():
                 for parameter in self.network.parameters():

@@ -10,6 +10,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 import skae
 from skae import AutoencoderTransformer, VAETransformer
 from skae._data import StreamSource
+from skae._distributed import Alone
 from skae._sources import ArrayReader, is_out_of_core, summarize
 
 h5py = pytest.importorskip("h5py")
@@ -98,8 +99,8 @@ def test_a_streamed_epoch_serves_every_row_once_and_is_reproducible():
         source = StreamSource(ArrayReader(ids), torch.device("cpu"))
 
         def epoch(seed):
-            batches = list(source.batches(64, torch.Generator().manual_seed(seed)))
-            return torch.cat(batches)[:, 0].numpy()
+            batches = source.batches(64, torch.Generator().manual_seed(seed), Alone())
+            return torch.cat([batch for batch, _ in batches])[:, 0].numpy()
 
         first, again, other = epoch(0), epoch(0), epoch(1)
 
