@@ -255,6 +255,70 @@ def start_up_share(X, rounds):
     }
 
 
+# ------------------------------------------------------------ distributed
+
+
+def distributed_rank(rank, world_size, init_file, out_dir, data_home, epochs, batch_size):
+    """One rank of a data-parallel fit on the MNIST split (gloo, one thread)."""
+    import torch
+    import torch.distributed as dist
+
+    warnings.simplefilter("ignore")
+    torch.set_num_threads(1)
+    dist.init_process_group(
+        "gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size
+    )
+    X_train, X_test, _, _ = mnist_split(data_home)
+    times = timed_parts()
+    model = AutoencoderTransformer(
+        n_components=10,
+        max_epochs=epochs,
+        batch_size=batch_size,
+        random_state=SEED,
+        device="cpu",
+        tol=0.0,
+    ).fit(X_train)
+    if rank == 0:
+        error = float(np.mean((model.inverse_transform(model.transform(X_test)) - X_test) ** 2))
+        result = {
+            "epoch_seconds": times["train_epoch"] / model.n_iter_,
+            "test_mse": error,
+            "epochs": model.n_iter_,
+        }
+        with open(os.path.join(out_dir, f"world{world_size}.json"), "w") as file:
+            json.dump(result, file)
+    dist.destroy_process_group()
+
+
+def distributed(data_home, epochs, global_batches):
+    """1 rank against 2 ranks of one thread each, at each of the same global batch sizes."""
+    import torch.multiprocessing as mp
+
+    results = {}
+    for global_batch in global_batches:
+        for world_size in (1, 2):
+            with tempfile.TemporaryDirectory() as out_dir:
+                mp.start_processes(
+                    distributed_rank,
+                    args=(
+                        world_size,
+                        os.path.join(out_dir, "init"),
+                        out_dir,
+                        data_home,
+                        epochs,
+                        global_batch // world_size,
+                    ),
+                    nprocs=world_size,
+                    start_method="spawn",
+                )
+                with open(os.path.join(out_dir, f"world{world_size}.json")) as file:
+                    result = json.load(file)
+            name = f"{world_size} x {global_batch // world_size}"
+            results[name] = result | {"ranks": world_size, "global_batch": global_batch}
+            progress(f"  {name}: {result}")
+    return results
+
+
 # ------------------------------------------------------------------- main
 
 
@@ -267,6 +331,17 @@ def parse_args(argv=None):
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
     parser.add_argument(
         "--throughput-rows", type=int, default=200_000, help="rows of the throughput test"
+    )
+    parser.add_argument(
+        "--distributed-epochs", type=int, default=10, help="epochs of the 1- and 2-rank fits"
+    )
+    parser.add_argument(
+        "--global-batches",
+        default="256,1024",
+        help="global batch sizes of the 1- vs 2-rank runs (default 256,1024)",
+    )
+    parser.add_argument(
+        "--only-distributed", action="store_true", help="run only the 1- vs 2-rank section"
     )
     parser.add_argument(
         "--budget", type=int, help="skae's memory_budget in bytes (default: skae's own choice)"
@@ -290,6 +365,15 @@ def main(argv=None):
         X = mnist_split(args.data_home)[0]
     except FileNotFoundError as error:
         fail(str(error))
+    batches = [int(size) for size in args.global_batches.split(",")]
+    if args.only_distributed:
+        ranks = distributed(args.data_home, args.distributed_epochs, batches)
+        payload = {
+            "environment": environment(),
+            "distributed": ranks,
+            "settings": {"command": sys.argv},
+        }
+        return emit(distributed_report(ranks), payload, args.output, args.json)
     workdir = args.workdir or tempfile.mkdtemp(prefix="skae-scale-")
     os.makedirs(workdir, exist_ok=True)
     try:
@@ -301,6 +385,7 @@ def main(argv=None):
         progress(f"hdf5: {files['hdf5']}")
         speed = throughput(npy, min(args.throughput_rows, n_rows), args.rounds)
         start = start_up_share(X, args.rounds)
+        ranks = distributed(args.data_home, args.distributed_epochs, batches)
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -364,7 +449,46 @@ def report(payload, n_rows):
             [[name, f"{v['share']:.1%}", f"{v['fit_seconds']:.2f}"] for name, v in start.items()],
         ),
     ]
-    return "\n".join(lines)
+    return "\n".join(lines) + "\n\n" + distributed_report(payload["distributed"])
+
+
+def distributed_report(ranks):
+    rows = []
+    for name, result in ranks.items():
+        one = next(
+            r
+            for r in ranks.values()
+            if r["ranks"] == 1 and r["global_batch"] == result["global_batch"]
+        )
+        # With two free cores, two ranks doing half the work each would take
+        # half the time; what they take beyond that is communication and waiting.
+        overhead = 1 - one["epoch_seconds"] / result["ranks"] / result["epoch_seconds"]
+        rows.append(
+            [
+                name,
+                str(result["global_batch"]),
+                f"{result['epoch_seconds']:.3f}",
+                f"{result['test_mse']:.5f}",
+                f"{overhead:.0%}" if result["ranks"] > 1 else "",
+            ]
+        )
+    return "\n".join(
+        [
+            "### Data-parallel training: 1 rank against 2 ranks of one thread each "
+            "(gloo on 127.0.0.1, MNIST split, 10 epochs; epoch seconds are means)",
+            "",
+            markdown_table(
+                [
+                    "ranks x rows per rank",
+                    "global batch",
+                    "epoch s",
+                    "test MSE",
+                    "beyond half the 1-rank epoch",
+                ],
+                rows,
+            ),
+        ]
+    )
 
 
 if __name__ == "__main__":
