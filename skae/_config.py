@@ -1,8 +1,11 @@
 """skae's global settings for data that may not fit in memory.
 
 Set them with :func:`set_config`, or for a block of code with
-:func:`config_context`; fitting itself never changes them. They are
-per-thread, like scikit-learn's own configuration.
+:func:`config_context`; fitting itself never changes them. They belong to
+the thread that sets them and, unlike scikit-learn's own configuration, do
+not travel to joblib's workers: set them inside the function a worker runs.
+The memory budget applies to each fit on its own, so fits running side by
+side (or the ranks of a process group on one machine) each take their budget.
 """
 
 import contextlib
@@ -33,9 +36,9 @@ def set_config(memory_budget=None, stream_block_rows=None, stream_window_blocks=
     Parameters
     ----------
     memory_budget : int, default=None
-        Bytes of host memory a fit may use to hold its training data (its
-        float32 copy, plus the data itself when it must be read from a file
-        first). Data within the budget is trained from memory; larger data
+        Bytes of host memory a fit may use to hold its training data (12
+        bytes a value at the peak, plus the data itself when it must be read
+        from a file first). Data within the budget is trained from memory; larger data
         is streamed from where it lies, block by block. None (the default
         until set) means a quarter of the memory available when the fit
         starts (``MemAvailable``, or 4 GiB where that cannot be read).

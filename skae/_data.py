@@ -180,7 +180,7 @@ class StreamSource:
         return self.n_samples
 
     def _tensor(self, rows):
-        return torch.from_numpy(np.ascontiguousarray(rows, dtype=np.float32)).to(self.device)
+        return rows_to_tensor(rows, self.device)
 
     def batches(self, batch_size, generator, group):
         """One epoch of ``(batch, rows)``: blocks in random order, shuffled within windows."""

@@ -30,7 +30,11 @@ def local_rank_device():
         return None
     if not distributed.is_initialized() or distributed.get_world_size() < 2:
         return None
-    return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    index = int(os.environ.get("LOCAL_RANK", torch.cuda.current_device()))
+    if index >= torch.cuda.device_count():
+        # Each rank sees only its own GPU(s) (CUDA_VISIBLE_DEVICES per rank).
+        index = torch.cuda.current_device()
+    return torch.device("cuda", index)
 
 
 class Alone:
@@ -59,6 +63,9 @@ class Alone:
     def objective(self, model):
         """The callable the trainer computes per-sample losses with."""
         return model.sample_losses
+
+    def sync_buffers(self, model):
+        """Give every rank rank 0's buffers (e.g. batch-norm statistics)."""
 
 
 class _Objective(nn.Module):
@@ -116,6 +123,12 @@ class ProcessGroup:
         tensor = torch.tensor(values, dtype=torch.float64, device=self._tensor_device)
         torch.distributed.all_reduce(tensor)
         return tensor.tolist()
+
+    def sync_buffers(self, model):
+        # DDP sends rank 0's buffers at each forward pass, but each rank's
+        # last step updates its own batch-norm statistics afterwards.
+        for buffer in model.buffers():
+            torch.distributed.broadcast(buffer.data, src=0)
 
     def objective(self, model):
         """``model``'s losses through ``DistributedDataParallel`` (which also

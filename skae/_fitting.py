@@ -72,6 +72,29 @@ def fit_call(estimator, X, *, partial):
     group.check_same(call.X.shape, "X's shape")
     train_seeds = group.broadcast(call.seeds)
     init_seed, shuffle_seed, noise_seed, split_seed = train_seeds
+    try:
+        train_source, validation, state = _sources_and_state(
+            estimator, call, partial, init_seed, split_seed
+        )
+    except Exception as error:
+        # Pretraining or placing the data can fail on one rank only.
+        group.agree(error)
+        raise
+    group.agree(None)
+    return _train(
+        estimator,
+        state,
+        train_source,
+        validation,
+        partial,
+        call.previous is not None,
+        (shuffle_seed, noise_seed, split_seed),
+        group,
+    )
+
+
+def _sources_and_state(estimator, call, partial, init_seed, split_seed):
+    """The training and validation sources, and the state this call trains."""
     sources = _streamed if isinstance(call.X, ArrayReader) else _in_memory
     train_source, validation, start_data = sources(estimator, call.X, call.device, split_seed)
     if estimator.batch_norm and min(len(train_source), estimator.batch_size) < 2:
@@ -88,16 +111,7 @@ def fit_call(estimator, X, *, partial):
             estimator, call.spec, scales, pca_rows, train_source, init_seed, call.device, partial
         )
     estimator._configure_model(state.network)
-    return _train(
-        estimator,
-        state,
-        train_source,
-        validation,
-        partial,
-        call.previous is not None,
-        (shuffle_seed, noise_seed, split_seed),
-        group,
-    )
+    return train_source, validation, state
 
 
 class _Call(NamedTuple):
@@ -134,10 +148,13 @@ def _prepare(estimator, X, partial, group):
             "several ranks yet; raise skae.set_config(memory_budget=...) so that each "
             "rank holds the data (a memmap's pages are shared by the ranks of a machine)."
         )
-    if group.world_size > 1 and X.shape[0] < 2 * group.world_size:
+    n_train = X.shape[0]
+    if estimator.early_stopping:
+        n_train -= int(round(estimator.validation_fraction * X.shape[0]))
+    if group.world_size > 1 and n_train < 2 * group.world_size:
         raise ValueError(
-            f"{X.shape[0]} samples cannot be shared by {group.world_size} ranks: each "
-            "needs at least 2."
+            f"{n_train} training samples cannot be shared by {group.world_size} ranks: "
+            "each needs at least 2."
         )
     return _Call(
         X,
@@ -325,7 +342,9 @@ def _train(estimator, state, train_source, validation, partial, continuing, trai
         validation_seed=int(split_seed),
         unmonitored_epochs=estimator._unmonitored_epochs(state),
         start_is_candidate=not partial,
-        interruptible=True,
+        # In a process group the ranks could be interrupted at different points
+        # of a collective: there an interrupt rolls the call back on every rank.
+        interruptible=group.world_size == 1,
         on_epoch=functools.partial(_report_epoch, estimator, state, group.is_main),
         before_epoch=functools.partial(_before_epoch, estimator, state, optimizer, n_epochs),
     )

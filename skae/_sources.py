@@ -77,6 +77,11 @@ class ArrayReader:
 
     def __init__(self, array, what="X"):
         shape = tuple(array.shape)
+        if any(isinstance(size, float) and size != size for size in shape):
+            raise ValueError(
+                f"{what} has unknown chunk sizes (shape {shape}); call "
+                "X.compute_chunk_sizes() first."
+            )
         if len(shape) != 2:
             raise ValueError(f"Expected a 2D array, got {what} of shape {shape}.")
         if np.dtype(array.dtype).kind not in "biuf":
@@ -101,23 +106,34 @@ class ArrayReader:
     def blocks(self, block_rows=None):
         """``(start, stop)`` of each block, in order."""
         step, n = block_rows or self.block_rows, self.shape[0]
-        return [(start, min(start + step, n)) for start in range(0, n, step)]
+        starts = list(range(0, n, step))
+        # A last block of one row joins the one before (a batch of one row
+        # would break batch normalisation).
+        if len(starts) > 1 and n - starts[-1] == 1:
+            starts.pop()
+        return list(zip(starts, starts[1:] + [n], strict=True))
 
     def read(self, start, stop):
         """Rows ``start:stop`` as a checked float ndarray."""
+        return self.read_with_sums(start, stop)[0]
+
+    def read_with_sums(self, start, stop):
+        """Rows ``start:stop``, checked, and their column sums (float64)."""
         block = self.array[start:stop]
         if self._is_dask:
             block = block.compute()
         block = np.asarray(block, dtype=self.dtype)
-        # A float64 sum is finite exactly when every value is (it cannot
-        # overflow for float32 data), in one pass and without a mask.
-        if not np.isfinite(block.sum(dtype=np.float64)):
+        # Float64 sums are finite exactly when every value is (they cannot
+        # overflow for float32 data): one pass, no mask, and the sums serve
+        # the start's moments too.
+        sums = block.sum(axis=0, dtype=np.float64)
+        if not np.isfinite(sums).all():
             rows = start + np.flatnonzero(~np.isfinite(block).all(axis=1))
             shown = ", ".join(str(row) for row in rows[:5]) + (", ..." if len(rows) > 5 else "")
             raise ValueError(f"Input {self.what} contains NaN or infinity in rows {shown}.")
         if self.check is not None:
             self.check(block)
-        return block
+        return block, sums
 
     def materialize(self):
         """All rows in one ndarray (for data within the memory budget)."""
@@ -135,9 +151,15 @@ class Summary(NamedTuple):
     sample: np.ndarray
 
 
+# Bytes a value the in-memory path holds at its peak besides the data: the
+# float32 training copy and the float64 temporaries of the data's moments.
+_IN_MEMORY_BYTES = 12
+
+
 def fits_in_memory(n_samples, n_features, itemsize=0):
-    """Whether a float32 copy of the data (plus ``itemsize`` bytes a value) fits the budget."""
-    return n_samples * n_features * (4 + itemsize) <= memory_budget()
+    """Whether training from memory fits the budget (plus ``itemsize`` bytes a value
+    for data that must first be read into memory)."""
+    return n_samples * n_features * (_IN_MEMORY_BYTES + itemsize) <= memory_budget()
 
 
 def summarize(reader, blocks, n_sample, seed):
@@ -153,13 +175,13 @@ def summarize(reader, blocks, n_sample, seed):
     count, mean, m2 = 0, 0.0, 0.0
     samples, offset = [], 0
     for start, stop in blocks:
-        block = reader.read(start, stop)
+        block, sums = reader.read_with_sums(start, stop)
         n = block.shape[0]
-        block_mean = block.mean(axis=0, dtype=np.float64)
-        # Centred in the block's own dtype (no float64 copy of the block),
-        # squares summed in float64.
+        block_mean = sums / n
+        # Centred in the block's own dtype (no float64 copy of the block);
+        # einsum sums the squares without a second temporary.
         centered = block - block_mean.astype(block.dtype)
-        block_m2 = (centered * centered).sum(axis=0, dtype=np.float64)
+        block_m2 = np.einsum("ij,ij->j", centered, centered).astype(np.float64)
         del centered
         delta = block_mean - mean
         mean = mean + delta * n / (count + n)

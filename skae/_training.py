@@ -161,6 +161,7 @@ class Trainer:
             ):
                 total += self.step(batch, n_global) * batch.shape[0]
                 n += batch.shape[0]
+        self.group.sync_buffers(self.network)
         total, n = self.group.sum([total.item(), n])
         return self._checked(total / n)
 

@@ -51,6 +51,16 @@ SCENARIOS = {
         digits(200),
     ),
     "partial_fit": lambda rank: (AutoencoderTransformer(**FAST), digits(400)),
+    "batch norm": lambda rank: (
+        AutoencoderTransformer(**FAST, batch_norm=True, dropout=0.2),
+        digits(331),
+    ),
+    "too few training rows": lambda rank: (
+        AutoencoderTransformer(
+            **FAST, batch_norm=True, early_stopping=True, validation_fraction=0.3
+        ),
+        digits(5),
+    ),
     "different shapes": lambda rank: (AutoencoderTransformer(**FAST), digits(400 + rank)),
     "nan on one rank": lambda rank: (
         AutoencoderTransformer(**FAST),
@@ -131,7 +141,8 @@ def assert_identical(results):
 
 
 @pytest.mark.parametrize(
-    "name", ["autoencoder", "uneven rows", "early stopping", "vae", "conv", "partial_fit"]
+    "name",
+    ["autoencoder", "uneven rows", "early stopping", "vae", "conv", "partial_fit", "batch norm"],
 )
 def test_every_rank_ends_with_the_same_model(ranks, name):
     results = ranks(name)
@@ -170,6 +181,7 @@ def test_early_stopping_decides_the_same_on_every_rank(ranks):
     [
         ("different shapes", "same data"),
         ("nan on one rank", "rank 1"),
+        ("too few training rows", "each needs at least 2"),
     ],
 )
 def test_misuse_is_an_error_on_every_rank(ranks, name, message):

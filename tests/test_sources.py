@@ -220,3 +220,18 @@ def test_config_context_restores_the_settings():
     with skae.config_context(memory_budget=123):
         assert skae.get_config()["memory_budget"] == 123
     assert skae.get_config() == before
+
+
+def test_a_last_block_of_one_row_joins_the_one_before(tmp_path):
+    X = np.random.RandomState(0).rand(9, 5)
+    with skae.config_context(memory_budget=1, stream_block_rows=4, stream_window_blocks=1):
+        model = AutoencoderTransformer(**FAST, batch_norm=True).fit(as_memmap(X, tmp_path))
+        assert ArrayReader(X).blocks() == [(0, 4), (4, 9)]
+    assert np.isfinite(model.transform(X)).all()
+
+
+def test_dask_arrays_of_unknown_chunk_sizes_are_a_clear_error(data):
+    blocks = da.from_array(data, chunks=(100, 12))
+    unknown = blocks[blocks[:, 0] > -100]  # a boolean mask leaves the row count unknown
+    with pytest.raises(ValueError, match="compute_chunk_sizes"):
+        AutoencoderTransformer(**FAST).fit(unknown)
