@@ -185,7 +185,8 @@ class StreamSource:
     def batches(self, batch_size, generator, group):
         """One epoch of ``(batch, rows)``: blocks in random order, shuffled within windows."""
         if group.world_size > 1:
-            raise NotImplementedError("streamed data in a process group (see _fitting._prepare)")
+            yield from self._sharded_batches(batch_size, generator, group)
+            return
         block_order = torch.randperm(len(self.blocks), generator=generator).tolist()
         for first in range(0, len(block_order), self.window):
             window = [self.blocks[i] for i in block_order[first : first + self.window]]
@@ -193,6 +194,34 @@ class StreamSource:
             order = torch.randperm(len(rows), generator=generator).numpy()
             for start, stop in batch_bounds(len(rows), batch_size):
                 yield self._tensor(rows[order[start:stop]]), stop - start
+
+    def _sharded_batches(self, batch_size, generator, group):
+        """This rank's batches in a process group: blocks dealt out, equal steps everywhere.
+
+        Every rank draws the same block order. A global window of
+        ``stream_window_blocks x world_size`` blocks deals its blocks to the
+        ranks in turn; each rank reads only its own, shuffles their rows and
+        cuts them into as many batches as every other rank (each of at least
+        two rows), sized so that a global step holds about ``batch_size``
+        rows per rank.
+        """
+        world, rank = group.world_size, group.rank
+        block_order = torch.randperm(len(self.blocks), generator=generator).tolist()
+        for window in _global_windows(block_order, self.window * world, world):
+            dealt = [[self.blocks[i] for i in window[r::world]] for r in range(world)]
+            counts = [sum(stop - start for start, stop in blocks) for blocks in dealt]
+            steps = max(1, min(-(-sum(counts) // (batch_size * world)), min(counts) // 2))
+            sizes = [np.diff(np.linspace(0, count, steps + 1).astype(int)) for count in counts]
+            # The same draw on every rank, then a generator of this rank's own.
+            local = torch.Generator().manual_seed(
+                int(torch.randint(2**62, (), generator=generator)) + rank
+            )
+            rows = self._read_window(dealt[rank])
+            order = torch.randperm(len(rows), generator=local).numpy()
+            bounds = np.concatenate([[0], np.cumsum(sizes[rank])])
+            for step in range(steps):
+                n_global = int(sum(size[step] for size in sizes))
+                yield self._tensor(rows[order[bounds[step] : bounds[step + 1]]]), n_global
 
     def _read_window(self, window):
         """The rows of the blocks in ``window``, read into one array (no second copy)."""
@@ -221,6 +250,18 @@ class StreamSource:
         first, last = shard_range(len(self.blocks), group.rank, group.world_size)
         for start, stop in self.blocks[first:last]:
             yield self._tensor(self.reader.read(start, stop))
+
+
+def _global_windows(block_order, window_blocks, world_size):
+    """Windows of ``window_blocks`` block indices; a last window too small to give
+    every rank a block joins the one before."""
+    windows = [
+        block_order[i : i + window_blocks] for i in range(0, len(block_order), window_blocks)
+    ]
+    if len(windows) > 1 and len(windows[-1]) < world_size:
+        last = windows.pop()
+        windows[-1] = windows[-1] + last
+    return windows
 
 
 def map_rows(

@@ -114,6 +114,18 @@ def _sources_and_state(estimator, call, partial, init_seed, split_seed):
     return train_source, validation, state
 
 
+def _check_blocks_per_rank(estimator, reader, world_size):
+    """Streamed data in a process group needs a block of at least 2 rows for every rank."""
+    blocks = reader.blocks()
+    if estimator.early_stopping:
+        blocks = blocks[: len(blocks) - int(round(estimator.validation_fraction * len(blocks)))]
+    if len(blocks) < world_size or min(stop - start for start, stop in blocks) < 2:
+        raise ValueError(
+            f"Streamed data in {len(blocks)} training blocks cannot be dealt to "
+            f"{world_size} ranks; use smaller blocks (skae.set_config(stream_block_rows=...))."
+        )
+
+
 class _Call(NamedTuple):
     """A fitting call's checked inputs."""
 
@@ -143,11 +155,7 @@ def _prepare(estimator, X, partial, group):
             "network. Fit with warm_start=False to build a new one."
         )
     if isinstance(X, ArrayReader) and group.world_size > 1:
-        raise ValueError(
-            "Data beyond the memory budget cannot be streamed in a process group of "
-            "several ranks yet; raise skae.set_config(memory_budget=...) so that each "
-            "rank holds the data (a memmap's pages are shared by the ranks of a machine)."
-        )
+        _check_blocks_per_rank(estimator, X, group.world_size)
     n_train = X.shape[0]
     if estimator.early_stopping:
         n_train -= int(round(estimator.validation_fraction * X.shape[0]))

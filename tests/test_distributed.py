@@ -51,6 +51,7 @@ SCENARIOS = {
         digits(200),
     ),
     "partial_fit": lambda rank: (AutoencoderTransformer(**FAST), digits(400)),
+    "streamed": lambda rank: (AutoencoderTransformer(**FAST), digits(400)),
     "batch norm": lambda rank: (
         AutoencoderTransformer(**FAST, batch_norm=True, dropout=0.2),
         digits(331),
@@ -82,6 +83,9 @@ def run_scenarios(rank, world_size, init_file, out_dir):
             try:
                 if name == "partial_fit":
                     model.partial_fit(X).partial_fit(X)
+                elif name == "streamed":
+                    with skae.config_context(memory_budget=1, stream_block_rows=30):
+                        model.fit(X)
                 else:
                     model.fit(X)
                 result = {
@@ -142,7 +146,16 @@ def assert_identical(results):
 
 @pytest.mark.parametrize(
     "name",
-    ["autoencoder", "uneven rows", "early stopping", "vae", "conv", "partial_fit", "batch norm"],
+    [
+        "autoencoder",
+        "uneven rows",
+        "early stopping",
+        "vae",
+        "conv",
+        "partial_fit",
+        "batch norm",
+        "streamed",
+    ],
 )
 def test_every_rank_ends_with_the_same_model(ranks, name):
     results = ranks(name)

@@ -235,3 +235,29 @@ def test_dask_arrays_of_unknown_chunk_sizes_are_a_clear_error(data):
     unknown = blocks[blocks[:, 0] > -100]  # a boolean mask leaves the row count unknown
     with pytest.raises(ValueError, match="compute_chunk_sizes"):
         AutoencoderTransformer(**FAST).fit(unknown)
+
+
+class _Rank:
+    """A stand-in for a process group's view: only rank and size (no communication)."""
+
+    def __init__(self, rank, world_size):
+        self.rank, self.world_size = rank, world_size
+
+
+@pytest.mark.parametrize("world_size", [2, 3])
+@pytest.mark.parametrize("n_rows, block_rows", [(1037, 50), (301, 7), (64, 16)])
+def test_streamed_epochs_deal_every_row_once_over_the_ranks(world_size, n_rows, block_rows):
+    ids = np.arange(n_rows, dtype=np.float64)[:, None].repeat(2, axis=1)
+    with skae.config_context(stream_block_rows=block_rows, stream_window_blocks=2):
+        source = StreamSource(ArrayReader(ids), torch.device("cpu"))
+        per_rank = [
+            list(source.batches(16, torch.Generator().manual_seed(3), _Rank(r, world_size)))
+            for r in range(world_size)
+        ]
+
+    assert len({len(batches) for batches in per_rank}) == 1, "every rank makes the same steps"
+    seen = np.concatenate([batch[:, 0].numpy() for batches in per_rank for batch, _ in batches])
+    assert sorted(seen) == list(range(n_rows))
+    for step in zip(*per_rank, strict=True):
+        assert all(len(batch) >= 2 for batch, _ in step)
+        assert {n_global for _, n_global in step} == {sum(len(batch) for batch, _ in step)}
