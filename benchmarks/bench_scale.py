@@ -91,21 +91,23 @@ def write_files(X, gigabytes, workdir):
 # ------------------------------------------------------- one fresh process
 
 
-def rss_anon():
+def status_bytes(field):
+    """A memory figure of this process from ``/proc/self/status`` (e.g. "RssAnon"), in bytes."""
     with open("/proc/self/status") as status:
         for line in status:
-            if line.startswith("RssAnon:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) * 1024
     return 0
+
+
+def rss_anon():
+    """Anonymous resident memory: what the process itself allocated."""
+    return status_bytes("RssAnon")
 
 
 def vm_hwm():
     """This process's peak resident set (``VmHWM``), file pages included."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    return 0
+    return status_bytes("VmHWM")
 
 
 @contextlib.contextmanager
@@ -394,6 +396,7 @@ def main(argv=None):
         "files": files,
         "throughput": speed,
         "start_up": start,
+        "distributed": ranks,
         "settings": {"gigabytes": args.gigabytes, "command": sys.argv},
     }
     emit(report(payload, n_rows), payload, args.output, args.json)
