@@ -23,7 +23,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._compat import Interval, StrOptions, _fit_context, validate_data
 from ._data import map_rows
-from ._fitting import check_float32_range, fit_call
+from ._fitting import fit_call
+from ._inputs import check_float32_range
 from ._networks import ACTIVATIONS, OUTPUT_ACTIVATIONS, dense_encoder_decoder
 from ._persistence import save_estimator
 from ._sources import ArrayReader, is_out_of_core

@@ -9,28 +9,19 @@ import functools
 import math
 from typing import NamedTuple
 
-import numpy as np
-import scipy.sparse as sp
-from sklearn.model_selection import train_test_split
-
-from ._data import RowSource, StreamSource
 from ._device import resolve_device
 from ._distributed import current_group
 from ._initialization import (
-    data_scale,
-    pca_sample_rows,
-    scales_from_moments,
     seeded_model,
     start_from_pca,
 )
+from ._inputs import check_blocks_per_rank, in_memory, streamed, training_data
 from ._params import NetworkSpec, check_params
 from ._pretraining import pretrain_layerwise
 from ._random import seeded_generator, seeds
-from ._sources import ArrayReader, fits_in_memory, summarize
+from ._sources import ArrayReader
 from ._state import FitState
 from ._training import ConvergenceMonitor, Trainer, make_optimizer, run_epochs
-
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 class FitOutcome(NamedTuple):
@@ -39,19 +30,6 @@ class FitOutcome(NamedTuple):
     state: FitState
     warnings: list
     interrupted: KeyboardInterrupt | None
-
-
-def check_float32_range(X, what="X"):
-    """Raise a ValueError when ``X`` holds values that float32 cannot represent."""
-    values = X.data if sp.issparse(X) else X
-    if values.dtype == np.float64 and values.size:
-        largest = max(-float(values.min()), float(values.max()))
-        if largest > _FLOAT32_MAX:
-            raise ValueError(
-                f"{what} holds values up to {largest:.4g} in magnitude, beyond float32's "
-                f"range ({_FLOAT32_MAX:.4g}), in which the network computes. Scale the "
-                "data first (e.g. StandardScaler)."
-            )
 
 
 def fit_call(estimator, X, *, partial):
@@ -95,7 +73,7 @@ def fit_call(estimator, X, *, partial):
 
 def _sources_and_state(estimator, call, partial, init_seed, split_seed):
     """The training and validation sources, and the state this call trains."""
-    sources = _streamed if isinstance(call.X, ArrayReader) else _in_memory
+    sources = streamed if isinstance(call.X, ArrayReader) else in_memory
     train_source, validation, start_data = sources(estimator, call.X, call.device, split_seed)
     if estimator.batch_norm and min(len(train_source), estimator.batch_size) < 2:
         raise ValueError(
@@ -112,18 +90,6 @@ def _sources_and_state(estimator, call, partial, init_seed, split_seed):
         )
     estimator._configure_model(state.network)
     return train_source, validation, state
-
-
-def _check_blocks_per_rank(estimator, reader, world_size):
-    """Streamed data in a process group needs a block of at least 2 rows for every rank."""
-    blocks = reader.blocks()
-    if estimator.early_stopping:
-        blocks = blocks[: len(blocks) - int(round(estimator.validation_fraction * len(blocks)))]
-    if len(blocks) < world_size or min(stop - start for start, stop in blocks) < 2:
-        raise ValueError(
-            f"Streamed data in {len(blocks)} training blocks cannot be dealt to "
-            f"{world_size} ranks; use smaller blocks (skae.set_config(stream_block_rows=...))."
-        )
 
 
 class _Call(NamedTuple):
@@ -146,7 +112,7 @@ def _prepare(estimator, X, partial, group):
         )
     previous = getattr(estimator, "_state", None)
     continuing = previous is not None and (partial or estimator.warm_start)
-    X = _training_data(estimator, X, reset=not continuing)
+    X = training_data(estimator, X, reset=not continuing)
     spec = NetworkSpec.from_estimator(estimator, X.shape[1])
     if continuing and spec.changes_from(previous.spec):
         raise ValueError(
@@ -155,7 +121,7 @@ def _prepare(estimator, X, partial, group):
             "network. Fit with warm_start=False to build a new one."
         )
     if isinstance(X, ArrayReader) and group.world_size > 1:
-        _check_blocks_per_rank(estimator, X, group.world_size)
+        check_blocks_per_rank(estimator, X, group.world_size)
     n_train = X.shape[0]
     if estimator.early_stopping:
         n_train -= int(round(estimator.validation_fraction * X.shape[0]))
@@ -171,87 +137,6 @@ def _prepare(estimator, X, partial, group):
         resolve_device(estimator.device),
         seeds(estimator.random_state, 4),
     )
-
-
-def _training_data(estimator, X, reset):
-    """``X`` checked for training: an ndarray or sparse matrix held in memory, or an
-    :class:`ArrayReader` for data beyond the memory budget (see ``skae.set_config``).
-
-    Data on disk or in a cluster that fits the budget is read (and checked) into
-    memory block by block; what does not fit is only checked as it is streamed.
-    """
-    X = estimator._checked_input(X, reset=reset)
-    if isinstance(X, ArrayReader):
-        if not fits_in_memory(*X.shape, itemsize=X.dtype.itemsize):
-            X.check = functools.partial(_check_training_block, estimator)
-            return X
-        X = X.materialize()
-    check_float32_range(X)
-    estimator._check_training_data(X)
-    if not sp.issparse(X) and not fits_in_memory(*X.shape):
-        return ArrayReader(X)
-    return X
-
-
-def _check_training_block(estimator, block):
-    check_float32_range(block)
-    estimator._check_training_data(block)
-
-
-def _in_memory(estimator, X, device, split_seed):
-    """Training and validation sources held in memory, and the start's data."""
-    train_X, validation_X = X, None
-    if estimator.early_stopping:
-        train_X, validation_X = _split(X, estimator.validation_fraction, split_seed)
-    validation = None if validation_X is None else RowSource(validation_X, device)
-    return RowSource(train_X, device), validation, lambda seed: (data_scale(X), X)
-
-
-def _streamed(estimator, reader, device, split_seed):
-    """Streamed training and validation sources (whole blocks held out), and the start's data.
-
-    The start's data (moments and a random sample of rows for the PCA start)
-    takes one pass over all the data, which also checks every value.
-    """
-    blocks, validation = reader.blocks(), None
-    if estimator.early_stopping:
-        blocks, held_out = _split_blocks(blocks, estimator.validation_fraction, split_seed)
-        validation = StreamSource(reader, device, held_out)
-
-    def start_data(seed):
-        summary = summarize(reader, reader.blocks(), pca_sample_rows(reader.shape[1]), seed)
-        return scales_from_moments(summary.center, summary.variance), summary.sample
-
-    return StreamSource(reader, device, blocks), validation, start_data
-
-
-def _split_blocks(blocks, validation_fraction, seed):
-    n_validation = int(round(validation_fraction * len(blocks)))
-    if n_validation < 1 or n_validation >= len(blocks):
-        raise ValueError(
-            "early_stopping on streamed data holds out whole blocks: validation_fraction="
-            f"{validation_fraction} of {len(blocks)} blocks leaves {n_validation} for "
-            "validation. Use smaller blocks (skae.set_config(stream_block_rows=...)) or "
-            "set early_stopping=False."
-        )
-    held_out = set(np.random.default_rng(seed).choice(len(blocks), n_validation, replace=False))
-    train = [block for i, block in enumerate(blocks) if i not in held_out]
-    return train, [block for i, block in enumerate(blocks) if i in held_out]
-
-
-def _split(X, validation_fraction, seed):
-    n_validation = int(round(validation_fraction * X.shape[0]))
-    if n_validation < 1 or n_validation >= X.shape[0]:
-        raise ValueError(
-            f"early_stopping needs a validation split: validation_fraction="
-            f"{validation_fraction} of {X.shape[0]} samples leaves "
-            f"{n_validation} for validation. Use more samples or set "
-            "early_stopping=False."
-        )
-    train, validation = train_test_split(
-        np.arange(X.shape[0]), test_size=n_validation, random_state=int(seed)
-    )
-    return X[np.sort(train)], X[np.sort(validation)]
 
 
 def _new_state(estimator, spec, scales, pca_rows, train_source, seed, device, partial):
