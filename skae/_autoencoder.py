@@ -94,6 +94,19 @@ class AutoencoderTransformer(BaseAutoencoder):
     pretrain_epochs : int, default=10
         Maximum epochs of pretraining per layer pair (before ``max_epochs``
         of training the whole network).
+    neighbor_weight : float, default=0.0
+        Weight of a neighbour-preserving objective on the codes (UMAP's
+        cross-entropy over the fuzzy graph of the ``n_neighbors`` nearest
+        neighbours of the training rows), added to the reconstruction
+        objective: codes that keep neighbourhoods, for 2-D and 3-D maps. 0
+        trains exactly as without it. The graph is built by each ``fit`` (and
+        each ``partial_fit``, from the rows it is given) with scikit-learn's
+        ``NearestNeighbors`` (``pynndescent`` above 50,000 rows when
+        installed); data must fit in memory.
+    n_neighbors : int, default=15
+        Neighbours per row in the graph (larger: more global structure).
+    min_dist : float, default=0.1
+        How tightly neighbours may pack in the code space (UMAP's min_dist).
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the data, stop when its loss has
         not improved for ``n_iter_no_change`` epochs, and restore the weights
@@ -201,6 +214,9 @@ class AutoencoderTransformer(BaseAutoencoder):
         max_epochs=100,
         pretrain=None,
         pretrain_epochs=10,
+        neighbor_weight=0.0,
+        n_neighbors=15,
+        min_dist=0.1,
         early_stopping=False,
         validation_fraction=0.1,
         n_iter_no_change=10,
@@ -233,6 +249,9 @@ class AutoencoderTransformer(BaseAutoencoder):
         self.max_epochs = max_epochs
         self.pretrain = pretrain
         self.pretrain_epochs = pretrain_epochs
+        self.neighbor_weight = neighbor_weight
+        self.n_neighbors = n_neighbors
+        self.min_dist = min_dist
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change

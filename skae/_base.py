@@ -25,6 +25,7 @@ from ._compat import Interval, StrOptions, _fit_context, validate_data
 from ._data import map_rows
 from ._fitting import fit_call
 from ._inputs import check_float32_range
+from ._neighbors import kernel_parameters
 from ._networks import ACTIVATIONS, OUTPUT_ACTIVATIONS, dense_encoder_decoder
 from ._persistence import save_estimator
 from ._sources import ArrayReader, is_out_of_core
@@ -93,6 +94,9 @@ class BaseAutoencoder(
         "warm_start": ["boolean"],
         "pretrain": [None, StrOptions({"layerwise"})],
         "pretrain_epochs": [Interval(numbers.Integral, 1, None, closed="left")],
+        "neighbor_weight": [Interval(numbers.Real, 0, None, closed="left")],
+        "n_neighbors": [Interval(numbers.Integral, 2, None, closed="left")],
+        "min_dist": [Interval(numbers.Real, 0, None, closed="left")],
     }
 
     # Parameters of a subclass that shape its network (see NetworkSpec.objective).
@@ -117,6 +121,9 @@ class BaseAutoencoder(
         fits takes effect.
         """
         model.noise, model.noise_level = self.noise, self.noise_level
+        model.neighbor_weight = float(self.neighbor_weight)
+        if self.neighbor_weight:
+            model.kernel_a, model.kernel_b = kernel_parameters(self.min_dist)
 
     def _epoch_hook(self, state, epoch):
         """Called before each epoch of a fitting call (e.g. for KL warm-up)."""

@@ -153,6 +153,52 @@ class RowSource:
             yield self.take(order[start : start + step])
 
 
+class GraphSource:
+    """Rows in memory, each batch followed by one graph neighbour of each of its rows.
+
+    For the neighbour objective (``neighbor_weight``): a batch of ``m`` rows
+    becomes ``2m``: the rows, then a neighbour of each drawn in proportion
+    to the fuzzy graph's edge weights (:mod:`skae._neighbors`). An epoch
+    still serves every row once as a head.
+
+    Parameters
+    ----------
+    rows : RowSource
+    sampler : skae._neighbors.NeighborSampler
+        Built from the same rows.
+    """
+
+    def __init__(self, rows, sampler):
+        self.rows = rows
+        self.sampler = sampler
+        self.n_samples = len(rows)
+
+    def __len__(self):
+        return self.n_samples
+
+    def _with_neighbors(self, heads, generator):
+        uniform = torch.rand(len(heads), generator=generator, dtype=torch.float64).numpy()
+        tails = torch.from_numpy(self.sampler.draw(heads.numpy(), uniform))
+        return self.rows.take(torch.cat([heads, tails.to(heads.dtype)]))
+
+    def batches(self, batch_size, generator, group):
+        """One epoch of ``(batch of rows and their neighbours, rows)``."""
+        order = torch.randperm(self.n_samples, generator=generator)
+        for start, stop in batch_bounds(self.n_samples, batch_size):
+            yield self._with_neighbors(order[start:stop], generator), stop - start
+
+    def comparison_sample(self):
+        return self
+
+    def sequential_batches(self, batch_size, group):
+        """All rows in order with neighbours drawn the same way every time."""
+        generator = torch.Generator().manual_seed(0)
+        step = max(batch_size, _EVALUATION_ROWS)
+        for start in range(0, self.n_samples, step):
+            heads = torch.arange(start, min(start + step, self.n_samples))
+            yield self._with_neighbors(heads, generator)
+
+
 class StreamSource:
     """Rows read block by block from an :class:`~skae._sources.ArrayReader`.
 

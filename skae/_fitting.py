@@ -120,6 +120,8 @@ def _prepare(estimator, X, partial, group):
             "built; continued training (warm_start or partial_fit) needs the same "
             "network. Fit with warm_start=False to build a new one."
         )
+    if estimator.neighbor_weight and group.world_size > 1:
+        raise ValueError("neighbor_weight > 0 does not train in a process group yet.")
     if isinstance(X, ArrayReader) and group.world_size > 1:
         check_blocks_per_rank(estimator, X, group.world_size)
     n_train = X.shape[0]

@@ -12,8 +12,9 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.model_selection import train_test_split
 
-from ._data import RowSource, StreamSource
+from ._data import GraphSource, RowSource, StreamSource
 from ._initialization import data_scale, pca_sample_rows, scales_from_moments
+from ._neighbors import NeighborSampler, fuzzy_graph
 from ._sources import ArrayReader, fits_in_memory, summarize
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -62,11 +63,32 @@ def in_memory(estimator, X, device, split_seed):
     train_X, validation_X = X, None
     if estimator.early_stopping:
         train_X, validation_X = _split(X, estimator.validation_fraction, split_seed)
-    validation = None if validation_X is None else RowSource(validation_X, device)
-    return RowSource(train_X, device), validation, lambda seed: (data_scale(X), X)
+    make = functools.partial(_memory_source, estimator, device=device, seed=split_seed)
+    validation = None if validation_X is None else make(validation_X)
+    return make(train_X), validation, lambda seed: (data_scale(X), X)
+
+
+def _memory_source(estimator, X, device, seed):
+    """A :class:`RowSource`, or with the neighbour objective a :class:`GraphSource`
+    whose graph is built from these rows."""
+    rows = RowSource(X, device)
+    if not estimator.neighbor_weight:
+        return rows
+    graph = fuzzy_graph(X, estimator.n_neighbors, seed)
+    return GraphSource(rows, NeighborSampler(graph))
 
 
 def streamed(estimator, reader, device, split_seed):
+    """Streamed sources; see :func:`_streamed_sources`."""
+    if estimator.neighbor_weight:
+        raise ValueError(
+            "neighbor_weight > 0 builds a neighbour graph of all training rows in memory; "
+            "this data is beyond the memory budget (skae.set_config(memory_budget=...))."
+        )
+    return _streamed_sources(estimator, reader, device, split_seed)
+
+
+def _streamed_sources(estimator, reader, device, split_seed):
     """Streamed training and validation sources (whole blocks held out), and the start's data.
 
     The start's data (moments and a random sample of rows for the PCA start)

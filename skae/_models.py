@@ -33,6 +33,8 @@ from ._networks import drawing_from, last_weighted_layer
 _MIN_LOG_VARIANCE = 2 * math.log(1e-3)
 # Posterior standard deviation 0.1 at the start (the codes have unit variance).
 _INITIAL_LOG_VARIANCE = 2 * math.log(0.1)
+# Negative samples per neighbour pair: the neighbours of this many other rows.
+_NEGATIVES = 5
 # Posterior log-variances are kept in this range (standard deviations from
 # 3e-7 to 3e6 times the prior's), so that a far-off input gives a finite
 # score instead of exp(huge) = inf and NaN; training never comes near it.
@@ -77,6 +79,30 @@ class ReconstructionModel(nn.Module):
         self.decoder = decoder
         self.noise = None
         self.noise_level = 0.0
+        # The neighbour objective (see neighbor_losses), set by the estimator.
+        self.neighbor_weight = 0.0
+        self.kernel_a = 1.0
+        self.kernel_b = 1.0
+
+    def neighbor_losses(self, codes):
+        """UMAP's cross-entropy for a batch laid out as ``[rows; one neighbour of each]``.
+
+        Each row is pulled towards its neighbour's code with the similarity
+        ``q = 1 / (1 + a d^(2b))`` (loss ``-log q``) and pushed from the
+        neighbours of ``_NEGATIVES`` other rows of the batch (``-log(1 - q)``).
+        Returns one loss per row of the batch (a pair's loss for both rows).
+        """
+        heads, tails = codes.chunk(2)
+        losses = self._log_similarity_inverse(heads, tails)
+        for shift in range(1, min(_NEGATIVES, len(tails) - 1) + 1):
+            q = torch.exp(-self._log_similarity_inverse(heads, tails.roll(shift, dims=0)))
+            losses = losses - torch.log1p(-q.clamp(max=1 - 1e-4))
+        return torch.cat([losses, losses])
+
+    def _log_similarity_inverse(self, x, y):
+        """``-log q = log(1 + a d^(2b))`` for each pair of rows of ``x`` and ``y``."""
+        squared = (x - y).square().sum(dim=1)
+        return torch.log1p(self.kernel_a * (squared + 1e-12) ** self.kernel_b)
 
     def corrupt(self, x, generator):
         """``x`` with training noise (see :func:`corrupted`); ``x`` itself in evaluation."""
@@ -147,6 +173,8 @@ class AutoencoderModel(ReconstructionModel):
             losses = mean_squared_error(self.output_layer.residual(logits, x))
         if self.sparsity:
             losses = losses + self.sparsity * code.abs().mean(dim=1)
+        if self.neighbor_weight:
+            losses = losses + self.neighbor_weight * self.neighbor_losses(code)
         return losses
 
     def score_samples(self, x):
@@ -242,7 +270,10 @@ class VariationalModel(ReconstructionModel):
         kl = gaussian_kl_divergence(mean, log_variance)
         # Evaluation (validation, the start's loss) always measures the full objective.
         kl_weight = self.kl_weight if self.training else self.beta
-        return self.negative_log_likelihood(logits, x, in_data_units=False) + kl_weight * kl
+        losses = self.negative_log_likelihood(logits, x, in_data_units=False) + kl_weight * kl
+        if self.neighbor_weight:
+            losses = losses + self.neighbor_weight * self.neighbor_losses(mean)
+        return losses
 
     def score_samples(self, x):
         """The ELBO in nats, its reconstruction term taken at the posterior mean."""

@@ -146,7 +146,16 @@ def _encode_spec(spec):
 
 # What the estimator sets in a model besides its shape (see _configure_model
 # and the KL warm-up); the shape itself comes from the spec.
-_MODEL_SETTINGS = ("noise", "noise_level", "sparsity", "beta", "kl_weight")
+_MODEL_SETTINGS = (
+    "noise",
+    "noise_level",
+    "sparsity",
+    "beta",
+    "kl_weight",
+    "neighbor_weight",
+    "kernel_a",
+    "kernel_b",
+)
 
 
 def _model_attributes(network):

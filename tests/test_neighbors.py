@@ -1,0 +1,118 @@
+"""The neighbour-preserving objective: its graph, its kernel and its effect on the codes."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from numpy.testing import assert_array_equal
+from sklearn.datasets import load_digits
+from sklearn.neighbors import KNeighborsClassifier
+
+import skae
+import skae._inputs
+from skae import AutoencoderTransformer, VAETransformer
+from skae._neighbors import NeighborSampler, fuzzy_graph, kernel_parameters
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+FAST = dict(hidden_layer_sizes=(32,), max_epochs=5, batch_size=64, random_state=0, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return X[:600] / 16.0, y[:600]
+
+
+def test_kernel_parameters_match_umaps():
+    a, b = kernel_parameters(0.1)
+    assert a == pytest.approx(1.577, abs=0.01) and b == pytest.approx(0.895, abs=0.01)
+
+
+@pytest.mark.parametrize("n", [200, 800, 3200])
+def test_the_graph_grows_linearly_and_is_symmetric(n):
+    X = np.random.RandomState(0).rand(n, 8)
+    graph = fuzzy_graph(X, 10, seed=0)
+    assert sp.issparse(graph) and graph.nnz <= 2 * 10 * n
+    assert abs(graph - graph.T).max() < 1e-12
+    assert graph.diagonal().max() == 0 and 0 < graph.data.min() and graph.data.max() <= 1
+
+
+def test_neighbours_are_drawn_by_edge_weight():
+    graph = fuzzy_graph(np.random.RandomState(0).rand(300, 4), 8, seed=0)
+    rows = np.zeros(40000, dtype=np.int64)
+    drawn = NeighborSampler(graph).draw(rows, np.random.RandomState(1).rand(len(rows)))
+    weights = graph[0].data / graph[0].data.sum()
+    frequencies = np.array([(drawn == j).mean() for j in graph[0].indices])
+    assert set(drawn) <= set(graph[0].indices)
+    assert np.abs(frequencies - weights).max() < 0.01
+
+
+def test_weight_zero_builds_no_graph(monkeypatch, digits):
+    def refuse(*args, **kwargs):
+        raise AssertionError("no graph without the objective")
+
+    monkeypatch.setattr(skae._inputs, "fuzzy_graph", refuse)
+    plain = AutoencoderTransformer(**FAST).fit(digits[0])
+    explicit = AutoencoderTransformer(**FAST, neighbor_weight=0.0, n_neighbors=5).fit(digits[0])
+    assert_array_equal(plain.transform(digits[0]), explicit.transform(digits[0]))
+
+
+@pytest.mark.parametrize("cls", [AutoencoderTransformer, VAETransformer])
+def test_the_objective_is_reproducible_and_transforms_unseen_points(cls, digits):
+    X = digits[0]
+    first = cls(**FAST, neighbor_weight=1.0).fit(X[:500])
+    again = cls(**FAST, neighbor_weight=1.0).fit(X[:500])
+    unseen = first.transform(X[500:])
+    assert_array_equal(unseen, again.transform(X[500:]))
+    assert unseen.shape == (100, 2) and np.isfinite(unseen).all()
+    assert first.inverse_transform(np.zeros((1, 2))).shape == (1, 64)
+
+
+def test_the_objective_keeps_neighbourhoods_better(digits):
+    X, y = digits
+    params = {**FAST, "max_epochs": 40, "learning_rate": 1e-2}
+
+    def accuracy(weight):
+        model = AutoencoderTransformer(**params, neighbor_weight=weight).fit(X[:500])
+        knn = KNeighborsClassifier(5).fit(model.transform(X[:500]), y[:500])
+        return knn.score(model.transform(X[500:]), y[500:])
+
+    assert accuracy(1.0) > accuracy(0.0) + 0.05
+
+
+def test_partial_fit_and_early_stopping_build_their_own_graphs(digits):
+    X = digits[0]
+    model = AutoencoderTransformer(**FAST, neighbor_weight=1.0)
+    model.partial_fit(X[:300]).partial_fit(X[300:])
+    assert model.n_iter_ == 2
+    stopped = AutoencoderTransformer(**FAST, neighbor_weight=1.0, early_stopping=True).fit(X)
+    assert len(stopped.validation_loss_curve_) == stopped.n_iter_
+
+
+def test_the_settings_survive_saving(tmp_path, digits):
+    model = AutoencoderTransformer(**FAST, neighbor_weight=0.5, min_dist=0.3).fit(digits[0])
+    model.save(tmp_path / "model.skae")
+    loaded = skae.load(tmp_path / "model.skae")
+    assert loaded._network.kernel_a == model._network.kernel_a
+    model.partial_fit(digits[0])
+    loaded.partial_fit(digits[0])
+    assert_array_equal(loaded.transform(digits[0]), model.transform(digits[0]))
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"n_neighbors": 600}, "n_neighbors=600"),
+        ({"n_neighbors": 1}, "n_neighbors"),
+        ({"neighbor_weight": -1.0}, "neighbor_weight"),
+        ({"min_dist": -0.1}, "min_dist"),
+    ],
+)
+def test_bad_settings_are_clear_errors(digits, params, message):
+    with pytest.raises(ValueError, match=message):
+        AutoencoderTransformer(**{**FAST, "neighbor_weight": 1.0, **params}).fit(digits[0][:500])
+
+
+def test_data_beyond_the_memory_budget_is_refused(digits):
+    with skae.config_context(memory_budget=1), pytest.raises(ValueError, match="in memory"):
+        AutoencoderTransformer(**FAST, neighbor_weight=1.0).fit(digits[0])
