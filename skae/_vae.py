@@ -88,18 +88,10 @@ class VAETransformer(BaseAutoencoder):
         Maximum epochs of pretraining per layer pair (before ``max_epochs``
         of training the whole network).
     neighbor_weight : float, default=0.0
-        Weight of a neighbour-preserving objective on the codes (UMAP's
-        cross-entropy over the fuzzy graph of the ``n_neighbors`` nearest
-        neighbours of the training rows), added to the reconstruction
-        objective: codes that keep neighbourhoods, for 2-D and 3-D maps. 0
-        trains exactly as without it. The graph is built by each ``fit`` (and
-        each ``partial_fit``, from the rows it is given) with scikit-learn's
-        ``NearestNeighbors`` (``pynndescent`` above 50,000 rows when
-        installed); data must fit in memory.
     n_neighbors : int, default=15
-        Neighbours per row in the graph (larger: more global structure).
     min_dist : float, default=0.1
-        How tightly neighbours may pack in the code space (UMAP's min_dist).
+        A neighbour-preserving objective on the posterior means, added to
+        the ELBO, as in :class:`AutoencoderTransformer`.
     early_stopping : bool, default=False
         Monitor the training objective on a held-out ``validation_fraction``
         and restore the best weights.
