@@ -11,10 +11,7 @@ from typing import NamedTuple
 
 from ._device import resolve_device
 from ._distributed import current_group
-from ._initialization import (
-    seeded_model,
-    start_from_pca,
-)
+from ._initialization import seeded_model, start_from_pca
 from ._inputs import check_blocks_per_rank, in_memory, streamed, training_data
 from ._params import NetworkSpec, check_params
 from ._pretraining import pretrain_layerwise
@@ -41,24 +38,13 @@ def fit_call(estimator, X, *, partial):
     data-parallel (see ``skae._distributed``).
     """
     group = current_group()
-    try:
-        call = _prepare(estimator, X, partial, group)
-    except Exception as error:
-        group.agree(error)
-        raise
-    group.agree(None)
+    call = _agreed(group, _prepare, estimator, X, partial, group)
     group.check_same(call.X.shape, "X's shape")
-    train_seeds = group.broadcast(call.seeds)
-    init_seed, shuffle_seed, noise_seed, split_seed = train_seeds
-    try:
-        train_source, validation, state = _sources_and_state(
-            estimator, call, partial, init_seed, split_seed
-        )
-    except Exception as error:
-        # Pretraining or placing the data can fail on one rank only.
-        group.agree(error)
-        raise
-    group.agree(None)
+    init_seed, shuffle_seed, noise_seed, split_seed = group.broadcast(call.seeds)
+    # Placing the data and pretraining can fail on one rank only, too.
+    train_source, validation, state = _agreed(
+        group, _sources_and_state, estimator, call, partial, init_seed, split_seed
+    )
     return _train(
         estimator,
         state,
@@ -69,6 +55,17 @@ def fit_call(estimator, X, *, partial):
         (shuffle_seed, noise_seed, split_seed),
         group,
     )
+
+
+def _agreed(group, function, *args):
+    """``function(*args)``, raising on every rank of ``group`` if it raises on any."""
+    try:
+        result = function(*args)
+    except Exception as error:
+        group.agree(error)
+        raise
+    group.agree(None)
+    return result
 
 
 def _sources_and_state(estimator, call, partial, init_seed, split_seed):
