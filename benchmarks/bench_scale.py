@@ -35,6 +35,7 @@ from _common import (
     SEED,
     add_common_arguments,
     check_common_arguments,
+    comma_list,
     emit,
     environment,
     environment_line,
@@ -367,7 +368,7 @@ def main(argv=None):
         X = mnist_split(args.data_home)[0]
     except FileNotFoundError as error:
         fail(str(error))
-    batches = [int(size) for size in args.global_batches.split(",")]
+    batches = comma_list(args.global_batches, convert=int)
     if args.only_distributed:
         ranks = distributed(args.data_home, args.distributed_epochs, batches)
         payload = {
