@@ -21,12 +21,13 @@ test: $(PY)
 	$(PY) -m pytest
 
 # The use-case scripts of docs/examples (MNIST from SKAE_DATA_HOME); each
-# rewrites its PNG in docs/images.
-EXAMPLES := mnist_embedding mnist_reconstructions conv_vs_dense denoising_digits \
+# rewrites its PNG in docs/images. The bench extra brings umap-learn, which
+# neighbor_map compares with.
+EXAMPLES := mnist_embedding mnist_reconstructions conv_vs_dense denoising_digits neighbor_map \
 	vae_samples features_gridsearch
 
 examples: $(PY)
-	$(PY) -m pip install -q -e ".[plot]"
+	$(PY) -m pip install -q -e ".[plot,bench]"
 	set -e; for name in $(EXAMPLES); do $(PY) docs/examples/$$name.py; done
 
 bench: $(PY)
@@ -34,6 +35,8 @@ bench: $(PY)
 	$(PY) benchmarks/bench_speed.py
 	$(PY) benchmarks/bench_quality.py
 
+# The ruff that .pre-commit-config.yaml pins: formatting differs between releases.
 lint: $(PY)
-	$(PY) -m pip install -q ruff
+	$(PY) -m pip install -q ruff==0.17.6
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .

@@ -37,7 +37,7 @@ DIGITS_NOTE = (
 # ------------------------------------------------------------------- data
 
 
-def mnist_split(data_home=None):
+def mnist_split(data_home=None, random_state=SEED):
     """Return ``X_train, X_test, y_train, y_test`` of the MNIST benchmark split.
 
     Only MNIST's official test split (t10k, 10,000 images) is used, so that
@@ -58,7 +58,7 @@ def mnist_split(data_home=None):
             f"(t10k-images-idx3-ubyte[.gz]), which are missing: {mnist.DESCR}"
         )
     X, y = mnist.data[is_t10k], mnist.target[is_t10k]
-    return train_test_split(X, y, test_size=MNIST_TEST_SIZE, stratify=y, random_state=SEED)
+    return train_test_split(X, y, test_size=MNIST_TEST_SIZE, stratify=y, random_state=random_state)
 
 
 def digits_split():

@@ -25,7 +25,9 @@ this one sees 8,000).
 ``AutoencoderTransformer conv`` is ``architecture="conv"`` with its default
 channels (32, 64), on the image datasets only. ``AutoencoderTransformer
 neighbor_weight=1`` adds the neighbour-preserving objective (defaults
-otherwise). UMAP is not run yet (issue 10 asks for it beside these rows).
+otherwise). ``UMAP`` (umap-learn's defaults, ``random_state=0``) runs at
+k <= 3 when umap-learn is installed (``pip install skae[bench]``); it has no
+decoder, so its ``mse`` is empty.
 
 Methods are rows of :func:`method_registry`: adding one (a VAE, say) is one
 entry there. Run ``python benchmarks/bench_quality.py --help`` for the options.
@@ -100,6 +102,20 @@ COLUMNS = (
 IWAE_DRAWS = 100
 CONV = "AutoencoderTransformer conv"
 NEIGHBORS = "AutoencoderTransformer neighbor_weight=1"
+UMAP_MAX_COMPONENTS = 3
+
+
+def umap_factory():
+    """UMAP's factory (maps of at most 3 components), or None without umap-learn."""
+    try:
+        from umap import UMAP
+    except ImportError:
+        return None
+
+    def make(k, image_shape):
+        return UMAP(n_components=k, random_state=SEED) if k <= UMAP_MAX_COMPONENTS else None
+
+    return make
 
 
 def method_registry(max_epochs=None):
@@ -123,7 +139,7 @@ def method_registry(max_epochs=None):
             **budget,
         )
 
-    return {
+    registry = {
         BASELINE: lambda k, image_shape: PCA(n_components=k, random_state=SEED),
         "AutoencoderTransformer": lambda k, image_shape: AutoencoderTransformer(
             n_components=k, random_state=SEED, **budget
@@ -136,6 +152,9 @@ def method_registry(max_epochs=None):
             n_components=k, neighbor_weight=1.0, random_state=SEED, **budget
         ),
     }
+    if umap_factory() is not None:
+        registry["UMAP"] = umap_factory()
+    return registry
 
 
 def fit_timed(estimator, X):
@@ -158,11 +177,14 @@ def evaluate(estimator, X_train, X_test, y_train, y_test):
     fit_seconds, hit_budget = fit_timed(estimator, X_train)
     train_codes = estimator.transform(X_train)
     test_codes = estimator.transform(X_test)
-    reconstruction = estimator.inverse_transform(test_codes)
-    residual = np.asarray(reconstruction, dtype=np.float64) - np.asarray(X_test, np.float64)
+    mse = None
+    if isinstance(estimator, (PCA, AutoencoderTransformer, VAETransformer)):
+        reconstruction = estimator.inverse_transform(test_codes)
+        residual = np.asarray(reconstruction, dtype=np.float64) - np.asarray(X_test, np.float64)
+        mse = float(np.mean(residual**2))
     knn = KNeighborsClassifier(N_NEIGHBORS).fit(train_codes, y_train)
     return {
-        "mse": float(np.mean(residual**2)),
+        "mse": mse,
         "knn_accuracy": float(knn.score(test_codes, y_test)),
         "trustworthiness": float(trustworthiness(X_test, test_codes, n_neighbors=N_NEIGHBORS)),
         "fit_seconds": fit_seconds,
@@ -192,7 +214,7 @@ def add_baseline_ratios(rows):
     baseline = {(row["dataset"], row["k"]): row["mse"] for row in rows if row["method"] == BASELINE}
     for row in rows:
         pca_mse = baseline.get((row["dataset"], row["k"]))
-        row["mse_ratio_to_pca"] = row["mse"] / pca_mse if pca_mse else None
+        row["mse_ratio_to_pca"] = row["mse"] / pca_mse if pca_mse and row["mse"] else None
 
 
 def binarised_likelihood(ks, data_home, max_epochs):

@@ -1,5 +1,7 @@
 """skae: scikit-learn transformers that reduce dimensionality with PyTorch autoencoders."""
 
+from importlib.metadata import PackageNotFoundError, version
+
 from ._autoencoder import AutoencoderTransformer
 from ._config import config_context, get_config, set_config
 from ._persistence import load
@@ -15,4 +17,8 @@ __all__ = [
     "load",
     "set_config",
 ]
-__version__ = "0.1.0"
+
+try:
+    __version__ = version("skae")  # the one source: pyproject.toml
+except PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "0+unknown"

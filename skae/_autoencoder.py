@@ -24,16 +24,22 @@ class AutoencoderTransformer(BaseAutoencoder):
     Parameters
     ----------
     n_components : int, default=2
-        Size of the code (the bottleneck).
+        Size of the code (the bottleneck). Unlike PCA, None is an error (an
+        autoencoder has no "all components"). More components than features
+        are allowed on purpose: an overcomplete code, useful with
+        ``sparsity`` or ``noise``; it starts as the identity plus zeros.
     hidden_layer_sizes : int or tuple of int, default=(512, 256)
         Widths of the encoder's hidden layers, from the input inwards; the
         decoder mirrors them. ``()`` gives a linear autoencoder (no hidden layer).
     activation : {"relu", "tanh", "sigmoid", "gelu", "elu", "leaky_relu", \
-"selu", "silu"}, default="relu"
-        Activation of the hidden layers.
-    output_activation : {"linear", "sigmoid", "tanh"}, default="linear"
+"selu", "silu"}, default="elu"
+        Activation of the hidden layers. ELU generalised better than ReLU on
+        MNIST, digits and breast cancer (``benchmarks/bench_defaults.py``).
+    output_activation : {"linear", "sigmoid", "tanh", "auto"}, default="auto"
         Activation of the decoder's output. Use ``"sigmoid"`` for data in
         [0, 1] (required with ``loss="bce"``), ``"tanh"`` for data in [-1, 1].
+        ``"auto"`` chooses ``"sigmoid"`` when every training value lies in
+        [0, 1], else ``"linear"``; continued fits keep the first choice.
     dropout : float, default=0.0
         Dropout probability after each hidden layer, in training only.
     batch_norm : bool, default=False
@@ -107,11 +113,14 @@ class AutoencoderTransformer(BaseAutoencoder):
         Neighbours per row in the graph (larger: more global structure).
     min_dist : float, default=0.1
         How tightly neighbours may pack in the code space (UMAP's min_dist).
-    early_stopping : bool, default=False
+    early_stopping : bool or "auto", default="auto"
         Hold out ``validation_fraction`` of the data, stop when its loss has
         not improved for ``n_iter_no_change`` epochs, and restore the weights
         of the best epoch. Without it, training stops when the training loss
-        stops improving.
+        stops improving. ``"auto"`` holds out data when ``fit`` gets at least
+        5,000 rows (smaller data loses too much to a validation split), and
+        never in ``partial_fit`` or with ``neighbor_weight > 0`` (its sampled
+        validation loss stops training too early).
     validation_fraction : float, default=0.1
         Share of the training data held out with ``early_stopping``.
     n_iter_no_change : int, default=10
@@ -133,7 +142,10 @@ class AutoencoderTransformer(BaseAutoencoder):
         any noise, through private generators (global seeds are untouched).
         An int gives bit-identical results on CPU.
     verbose : int, default=0
-        Print one line per epoch (loss, validation loss, seconds) when > 0.
+        When > 0, report each epoch: a tqdm progress bar (epoch, loss,
+        validation loss, time left) on a terminal or in a notebook when tqdm
+        is installed, else one printed line per epoch (loss, validation
+        loss, seconds).
     warm_start : bool, default=False
         Continue training the fitted network (and optimiser) on ``fit``
         instead of starting anew.
@@ -161,6 +173,21 @@ class AutoencoderTransformer(BaseAutoencoder):
         outermost pair). None without pretraining.
     n_iter_ : int
         Number of epochs run in total (pretraining epochs not included).
+    n_components_ : int
+        Size of the code (``n_components``), as PCA's.
+    n_samples_seen_ : int
+        Rows passed to the fitting calls since the network was built
+        (``partial_fit`` and warm-started fits add to it), as IncrementalPCA's.
+    mean_ : ndarray of shape (n_features_in_,)
+        Per-feature mean of those rows (float64), as PCA's.
+    noise_variance_ : float
+        Mean squared reconstruction error per feature on the last fitting
+        call's training rows, in the units of ``X`` squared (PCA's is the
+        variance its components leave out, per feature).
+    reconstruction_r2_ : float
+        Share of those rows' variance the reconstruction explains:
+        ``1 - noise_variance_ / mean feature variance``, what
+        ``PCA.explained_variance_ratio_.sum()`` is for PCA.
     n_features_in_ : int
         Number of features seen during ``fit``.
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -194,8 +221,8 @@ class AutoencoderTransformer(BaseAutoencoder):
         n_components=2,
         *,
         hidden_layer_sizes=(512, 256),
-        activation="relu",
-        output_activation="linear",
+        activation="elu",
+        output_activation="auto",
         dropout=0.0,
         batch_norm=False,
         linear_shortcut=True,
@@ -217,7 +244,7 @@ class AutoencoderTransformer(BaseAutoencoder):
         neighbor_weight=0.0,
         n_neighbors=15,
         min_dist=0.1,
-        early_stopping=False,
+        early_stopping="auto",
         validation_fraction=0.1,
         n_iter_no_change=10,
         tol=1e-4,
@@ -263,7 +290,7 @@ class AutoencoderTransformer(BaseAutoencoder):
         self.warm_start = warm_start
 
     def _check_params(self):
-        if self.loss == "bce" and self.output_activation != "sigmoid":
+        if self.loss == "bce" and self.output_activation not in ("sigmoid", "auto"):
             raise ValueError(
                 "loss='bce' needs output_activation='sigmoid' (reconstructions "
                 f"must be probabilities); got output_activation={self.output_activation!r}."

@@ -65,10 +65,11 @@ class BaseAutoencoder(
     """Shared machinery of the autoencoder estimators; not for direct use."""
 
     _parameter_constraints = {
-        "n_components": [Interval(numbers.Integral, 1, None, closed="left")],
+        # None passes here so that check_params can say what to pass instead.
+        "n_components": [Interval(numbers.Integral, 1, None, closed="left"), None],
         "hidden_layer_sizes": ["array-like", Interval(numbers.Integral, 1, None, closed="left")],
         "activation": [StrOptions(set(ACTIVATIONS))],
-        "output_activation": [StrOptions(set(OUTPUT_ACTIVATIONS))],
+        "output_activation": [StrOptions({*OUTPUT_ACTIVATIONS, "auto"})],
         "dropout": [Interval(numbers.Real, 0, 1, closed="left")],
         "batch_norm": ["boolean"],
         "linear_shortcut": ["boolean"],
@@ -83,7 +84,7 @@ class BaseAutoencoder(
         "weight_decay": [Interval(numbers.Real, 0, None, closed="left")],
         "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
         "max_epochs": [Interval(numbers.Integral, 1, None, closed="left")],
-        "early_stopping": ["boolean"],
+        "early_stopping": ["boolean", StrOptions({"auto"})],
         "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left")],
         "tol": [Interval(numbers.Real, 0, None, closed="left")],
@@ -150,6 +151,46 @@ class BaseAutoencoder(
     validation_loss_curve_ = _fitted_attribute("validation_loss_curve", "Validation losses.")
     best_loss_ = _fitted_attribute("best_loss", "Lowest monitored loss of the last fit.")
     n_iter_ = _fitted_attribute("n_iter", "Epochs run in total.")
+    n_samples_seen_ = _fitted_attribute(
+        "n_samples_seen",
+        "Rows passed to the fitting calls since the network was built (partial_fit adds up).",
+    )
+
+    @property
+    def mean_(self):
+        """Per-feature mean of the rows counted in ``n_samples_seen_`` (float64), as PCA's."""
+        check_is_fitted(self)
+        return self._state.mean.copy()
+
+    @property
+    def noise_variance_(self):
+        """Reconstruction error per feature on the training data, as PCA's ``noise_variance_``.
+
+        The mean squared error of ``inverse_transform(transform(X))`` over
+        the last fitting call's rows (a spread sample of blocks for data
+        streamed from beyond the memory budget), in the data's units squared.
+        """
+        check_is_fitted(self)
+        return self._state.training_error
+
+    @property
+    def reconstruction_r2_(self):
+        """Share of the training data's variance the reconstruction explains.
+
+        ``1 - noise_variance_ / mean feature variance`` over the same rows as
+        :attr:`noise_variance_`: what ``PCA.explained_variance_ratio_.sum()``
+        is for PCA (both are 1 for a perfect reconstruction, 0 for the mean).
+        """
+        check_is_fitted(self)
+        variance = self._state.training_variance
+        return 1.0 - self._state.training_error / variance if variance > 0 else 0.0
+
+    @property
+    def n_components_(self):
+        """Size of the code, as PCA's ``n_components_``."""
+        check_is_fitted(self)
+        return self._state.spec.n_components
+
     pretrain_loss_curves_ = _fitted_attribute("pretrain_loss_curves", "Pretraining losses.")
 
     def _fitted_network(self):

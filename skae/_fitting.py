@@ -9,12 +9,22 @@ import functools
 import math
 from typing import NamedTuple
 
+import torch
+
 from ._device import resolve_device
 from ._distributed import current_group
 from ._initialization import seeded_model, start_from_pca
-from ._inputs import check_blocks_per_rank, in_memory, streamed, training_data
-from ._params import NetworkSpec, check_params
+from ._inputs import (
+    check_blocks_per_rank,
+    column_means,
+    in_memory,
+    resolved_output_activation,
+    streamed,
+    training_data,
+)
+from ._params import NetworkSpec, check_params, uses_early_stopping
 from ._pretraining import pretrain_layerwise
+from ._progress import EpochReport
 from ._random import seeded_generator, seeds
 from ._sources import ArrayReader
 from ._state import FitState
@@ -71,7 +81,9 @@ def _agreed(group, function, *args):
 def _sources_and_state(estimator, call, partial, init_seed, split_seed):
     """The training and validation sources, and the state this call trains."""
     sources = streamed if isinstance(call.X, ArrayReader) else in_memory
-    train_source, validation, start_data = sources(estimator, call.X, call.device, split_seed)
+    train_source, validation, start_data = sources(
+        estimator, call.X, call.device, split_seed, call.early_stopping
+    )
     if estimator.batch_norm and min(len(train_source), estimator.batch_size) < 2:
         raise ValueError(
             "batch_norm=True needs batches of at least 2 samples; got "
@@ -80,11 +92,15 @@ def _sources_and_state(estimator, call, partial, init_seed, split_seed):
     if call.previous is not None:
         state = call.previous.copy()
         state.place(call.device)
+        state.count_rows(call.X.shape[0], column_means(call.X))
     else:
         scales, pca_rows = start_data(init_seed)
         state = _new_state(
             estimator, call.spec, scales, pca_rows, train_source, init_seed, call.device, partial
         )
+        if call.early_stopping:
+            state.validation_loss_curve = []
+        state.count_rows(call.X.shape[0], scales[0])
     estimator._configure_model(state.network)
     return train_source, validation, state
 
@@ -97,12 +113,13 @@ class _Call(NamedTuple):
     previous: FitState | None
     device: object
     seeds: list
+    early_stopping: bool
 
 
 def _prepare(estimator, X, partial, group):
     """Every check of a fitting call that needs no other rank; see :func:`fit_call`."""
     check_params(estimator)
-    if partial and estimator.early_stopping:
+    if partial and estimator.early_stopping != "auto" and estimator.early_stopping:
         raise ValueError(
             "partial_fit does not support early_stopping=True: it makes one "
             "pass over the data it is given and holds none back."
@@ -110,7 +127,8 @@ def _prepare(estimator, X, partial, group):
     previous = getattr(estimator, "_state", None)
     continuing = previous is not None and (partial or estimator.warm_start)
     X = training_data(estimator, X, reset=not continuing)
-    spec = NetworkSpec.from_estimator(estimator, X.shape[1])
+    output = resolved_output_activation(estimator, X, previous if continuing else None)
+    spec = NetworkSpec.from_estimator(estimator, X.shape[1], output)
     if continuing and spec.changes_from(previous.spec):
         raise ValueError(
             f"{', '.join(spec.changes_from(previous.spec))} changed since the network was "
@@ -119,10 +137,11 @@ def _prepare(estimator, X, partial, group):
         )
     if estimator.neighbor_weight and group.world_size > 1:
         raise ValueError("neighbor_weight > 0 does not train in a process group yet.")
+    early_stopping = uses_early_stopping(estimator, X.shape[0], partial)
     if isinstance(X, ArrayReader) and group.world_size > 1:
-        check_blocks_per_rank(estimator, X, group.world_size)
+        check_blocks_per_rank(estimator, X, group.world_size, early_stopping)
     n_train = X.shape[0]
-    if estimator.early_stopping:
+    if early_stopping:
         n_train -= int(round(estimator.validation_fraction * X.shape[0]))
     if group.world_size > 1 and n_train < 2 * group.world_size:
         raise ValueError(
@@ -135,6 +154,7 @@ def _prepare(estimator, X, partial, group):
         previous if continuing else None,
         resolve_device(estimator.device),
         seeds(estimator.random_state, 4),
+        early_stopping,
     )
 
 
@@ -149,7 +169,6 @@ def _new_state(estimator, spec, scales, pca_rows, train_source, seed, device, pa
         network=model.to(device),
         spec=spec,
         device=device,
-        validation_loss_curve=[] if estimator.early_stopping else None,
     )
     estimator._configure_model(model)
     if not partial and estimator.pretrain == "layerwise":
@@ -225,23 +244,42 @@ def _train(estimator, state, train_source, validation, partial, continuing, trai
         group,
     )
     before = _Record(list(state.loss_curve), state.validation_loss_curve, state.n_iter)
-    history = run_epochs(
-        trainer,
-        train_source,
+    report = EpochReport(
+        type(estimator).__name__,
+        state.n_iter,
         n_epochs,
-        monitor=ConvergenceMonitor(estimator.tol, estimator.n_iter_no_change),
-        validation_source=validation,
-        validation_seed=int(split_seed),
-        unmonitored_epochs=estimator._unmonitored_epochs(state),
-        start_is_candidate=not partial,
-        # In a process group the ranks could be interrupted at different points
-        # of a collective: there an interrupt rolls the call back on every rank.
-        interruptible=group.world_size == 1,
-        on_epoch=functools.partial(_report_epoch, estimator, state, group.is_main),
-        before_epoch=functools.partial(_before_epoch, estimator, state, optimizer, n_epochs),
+        functools.partial(_in_reported_units, state.network),
+        bool(estimator.verbose) and group.is_main,
     )
+    try:
+        history = run_epochs(
+            trainer,
+            train_source,
+            n_epochs,
+            monitor=ConvergenceMonitor(estimator.tol, estimator.n_iter_no_change),
+            validation_source=validation,
+            validation_seed=int(split_seed),
+            unmonitored_epochs=estimator._unmonitored_epochs(state),
+            start_is_candidate=not partial,
+            # In a process group the ranks could be interrupted at different points
+            # of a collective: there an interrupt rolls the call back on every rank.
+            interruptible=group.world_size == 1,
+            on_epoch=report,
+            before_epoch=functools.partial(_before_epoch, estimator, state, optimizer, n_epochs),
+        )
+    finally:
+        report.close()
     conclude = functools.partial(
-        _conclude, estimator, state, optimizer, history, before, partial, continuing
+        _conclude,
+        estimator,
+        state,
+        optimizer,
+        history,
+        before,
+        partial,
+        continuing,
+        train_source,
+        group,
     )
     try:
         messages = conclude()
@@ -261,7 +299,9 @@ class _Record(NamedTuple):
     n_iter: int
 
 
-def _conclude(estimator, state, optimizer, history, before, partial, continuing):
+def _conclude(
+    estimator, state, optimizer, history, before, partial, continuing, train_source, group
+):
     """Put the call's results into ``state``; return the warnings they call for.
 
     Computed from ``before`` each time, so that running it twice is harmless.
@@ -277,7 +317,43 @@ def _conclude(estimator, state, optimizer, history, before, partial, continuing)
         ]
     state.best_loss = report(history["best_loss"])
     state.n_iter = before.n_iter + len(history["loss"])
+    state.training_error, state.training_variance = _reconstruction_of(
+        state.network, train_source, estimator.batch_size, group
+    )
     return _warnings(estimator, history, partial, continuing)
+
+
+@torch.inference_mode()
+def _reconstruction_of(network, source, batch_size, group):
+    """Mean squared reconstruction error and mean feature variance of ``source``'s rows.
+
+    One forward pass in evaluation mode over the rows the start and end of a
+    fit are compared on (all rows in memory; spread-out blocks of streamed
+    data), summed in float64 over every rank.
+    """
+    source = getattr(source.comparison_sample(), "rows", source.comparison_sample())
+    network.eval()
+    squared_error, n, sums, squares = 0.0, 0, 0.0, 0.0
+    for batch in source.sequential_batches(batch_size, group):
+        reconstruction = network.decode(network.encode(batch))
+        squared_error += float((reconstruction.double() - batch.double()).square().sum())
+        n += batch.shape[0]
+        sums = sums + batch.double().sum(dim=0)
+        squares = squares + batch.double().square().sum(dim=0)
+    n_features = network.output_layer.center.numel()
+    totals = group.sum(
+        [
+            squared_error,
+            n,
+            *torch.as_tensor(sums).reshape(-1).tolist(),
+            *torch.as_tensor(squares).reshape(-1).tolist(),
+        ]
+    )
+    squared_error, n = totals[0], totals[1]
+    sums = torch.tensor(totals[2 : 2 + n_features], dtype=torch.float64)
+    squares = torch.tensor(totals[2 + n_features :], dtype=torch.float64)
+    variance = float((squares / n - (sums / n).square()).clamp(min=0).mean())
+    return squared_error / (n * n_features), variance
 
 
 def _before_epoch(estimator, state, optimizer, n_epochs, epoch):
@@ -287,16 +363,6 @@ def _before_epoch(estimator, state, optimizer, n_epochs, epoch):
     for group in optimizer.param_groups:
         group["lr"] = rate
     estimator._epoch_hook(state, epoch)
-
-
-def _report_epoch(estimator, state, is_main, epoch, loss, validation_losses, seconds):
-    if not estimator.verbose or not is_main:
-        return
-    report = functools.partial(_in_reported_units, state.network)
-    line = f"Epoch {state.n_iter + epoch + 1}: loss {report(loss):.6g}"
-    if validation_losses:
-        line += f", validation loss {report(validation_losses[-1]):.6g}"
-    print(f"{line}, {seconds:.2f} s", flush=True)
 
 
 def _in_reported_units(network, loss):

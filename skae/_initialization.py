@@ -20,6 +20,9 @@ from ._random import seeded_generator
 INPUT_SCALE_FLOOR = 0.1
 # The PCA start is fitted on a random subset of about this many values.
 _PCA_VALUES = 1 << 24
+# A bounded output's start fits the inverse activation of the data clipped
+# this far inside the range (logit(0.01) = -4.6).
+_BOUNDED_MARGIN = 0.01
 # Up to this many features the PCA start diagonalises the covariance matrix.
 _COVARIANCE_FEATURES = 2048
 
@@ -116,6 +119,37 @@ def _pca_solver(n_samples, n_features):
     return "full"
 
 
+def bounded_decoder_start(X, center, input_scales, encoder_weight, activation, seed):
+    """Decoder weights and bias that start a sigmoid or tanh output near the data.
+
+    A bounded output cannot reproduce PCA's linear decoder, so the start
+    fits the decoder's pre-activations instead: a least-squares regression
+    of the inverse activation of the (slightly clipped) data on the PCA
+    codes. Without it the start would decode every code to about the
+    middle of the range.
+
+    Returns
+    -------
+    decoder_weight : ndarray of shape (n_features, n_components)
+    bias : ndarray of shape (n_features,)
+    """
+    n_samples, n_features = X.shape
+    max_rows = pca_sample_rows(n_features)
+    if n_samples > max_rows:
+        rows = np.random.default_rng(seed).choice(n_samples, max_rows, replace=False)
+        X = X[np.sort(rows)]
+    X = np.asarray(X.toarray() if sp.issparse(X) else X, dtype=np.float64)
+    codes = ((X - center) / input_scales) @ encoder_weight.T
+    if activation == "sigmoid":
+        clipped = np.clip(X, _BOUNDED_MARGIN, 1 - _BOUNDED_MARGIN)
+        target = np.log(clipped) - np.log1p(-clipped)
+    else:
+        target = np.arctanh(np.clip(X, -1 + 2 * _BOUNDED_MARGIN, 1 - 2 * _BOUNDED_MARGIN))
+    design = np.hstack([codes, np.ones((len(codes), 1))])
+    solution, *_ = np.linalg.lstsq(design, target, rcond=None)
+    return solution[:-1].T, solution[-1]
+
+
 def seeded_model(build, seed):
     """``build()``'s model in float32, its weights drawn from ``seed`` alone.
 
@@ -131,7 +165,9 @@ def seeded_model(build, seed):
 def start_from_pca(model, X, data_scales, n_components, seed):
     """Start ``model``'s linear paths (or its linear layers) as a whitened PCA of ``X``.
 
-    The decoder starts as PCA too when its output is linear. Does nothing
+    The decoder starts as PCA too when its output is linear, and as the best
+    decoder of PCA's codes in its pre-activations when the output is bounded
+    (see :func:`bounded_decoder_start`). Does nothing
     for a network without a linear path to start (a convolutional or dense
     network with ``linear_shortcut=False``).
     """
@@ -142,11 +178,14 @@ def start_from_pca(model, X, data_scales, n_components, seed):
     encoder_weight, decoder_weight, residual_variance = whitened_pca(
         X, center, scale, input_scales, n_components, seed
     )
+    decoder_bias = None
+    if model.output_layer.activation != "linear":
+        decoder_weight, decoder_bias = bounded_decoder_start(
+            X, center, input_scales, encoder_weight, model.output_layer.activation, seed
+        )
     n_code_outputs = last_weighted_layer(encoder_body).out_features
     encoder_weight = np.vstack(
         [encoder_weight, np.zeros((n_code_outputs - n_components, X.shape[1]))]
     )
-    if model.output_layer.activation != "linear":
-        decoder_weight = None
-    start_linear_paths(encoder_body, decoder_body, encoder_weight, decoder_weight)
+    start_linear_paths(encoder_body, decoder_body, encoder_weight, decoder_weight, decoder_bias)
     model.started_from_pca(residual_variance)

@@ -53,15 +53,47 @@ def training_data(estimator, X, reset):
     return X
 
 
+def resolved_output_activation(estimator, X, previous=None):
+    """The output activation a network for ``X`` gets: the estimator's, with ``"auto"`` resolved.
+
+    ``"auto"`` is ``"sigmoid"`` when every training value lies in [0, 1]
+    (images scaled to [0, 1], proportions), else ``"linear"``; a continued fit
+    keeps what the network was built with. Data streamed from beyond the
+    memory budget costs one extra read to find its range.
+    """
+    if estimator.output_activation != "auto":
+        return estimator.output_activation
+    if previous is not None:
+        return previous.spec.output_activation
+    return "sigmoid" if _in_unit_interval(X) else "linear"
+
+
+def _in_unit_interval(X):
+    if isinstance(X, ArrayReader):
+        return all(_in_unit_interval(X.read(start, stop)) for start, stop in X.blocks())
+    values = X.data if sp.issparse(X) else X  # implicit zeros lie in [0, 1]
+    return not values.size or (values.min() >= 0 and values.max() <= 1)
+
+
+def column_means(X):
+    """Per-feature means of ``X`` in float64 (one extra read of streamed data)."""
+    if isinstance(X, ArrayReader):
+        sums = sum(X.read_with_sums(start, stop)[1] for start, stop in X.blocks())
+        return sums / X.shape[0]
+    if sp.issparse(X):
+        return np.asarray(X.mean(axis=0, dtype=np.float64)).ravel()
+    return X.mean(axis=0, dtype=np.float64)
+
+
 def _check_training_block(estimator, block):
     check_float32_range(block)
     estimator._check_training_data(block)
 
 
-def in_memory(estimator, X, device, split_seed):
+def in_memory(estimator, X, device, split_seed, early_stopping):
     """Training and validation sources held in memory, and the start's data."""
     train_X, validation_X = X, None
-    if estimator.early_stopping:
+    if early_stopping:
         train_X, validation_X = _split(X, estimator.validation_fraction, split_seed)
     make = functools.partial(_memory_source, estimator, device=device, seed=split_seed)
     validation = None if validation_X is None else make(validation_X)
@@ -78,24 +110,24 @@ def _memory_source(estimator, X, device, seed):
     return GraphSource(rows, NeighborSampler(graph))
 
 
-def streamed(estimator, reader, device, split_seed):
+def streamed(estimator, reader, device, split_seed, early_stopping):
     """Streamed sources; see :func:`_streamed_sources`."""
     if estimator.neighbor_weight:
         raise ValueError(
             "neighbor_weight > 0 builds a neighbour graph of all training rows in memory; "
             "this data is beyond the memory budget (skae.set_config(memory_budget=...))."
         )
-    return _streamed_sources(estimator, reader, device, split_seed)
+    return _streamed_sources(estimator, reader, device, split_seed, early_stopping)
 
 
-def _streamed_sources(estimator, reader, device, split_seed):
+def _streamed_sources(estimator, reader, device, split_seed, early_stopping):
     """Streamed training and validation sources (whole blocks held out), and the start's data.
 
     The start's data (moments and a random sample of rows for the PCA start)
     takes one pass over all the data, which also checks every value.
     """
     blocks, validation = reader.blocks(), None
-    if estimator.early_stopping:
+    if early_stopping:
         blocks, held_out = _split_blocks(blocks, estimator.validation_fraction, split_seed)
         validation = StreamSource(reader, device, held_out)
 
@@ -135,10 +167,10 @@ def _split(X, validation_fraction, seed):
     return X[np.sort(train)], X[np.sort(validation)]
 
 
-def check_blocks_per_rank(estimator, reader, world_size):
+def check_blocks_per_rank(estimator, reader, world_size, early_stopping):
     """Streamed data in a process group needs a block of at least 2 rows for every rank."""
     blocks = reader.blocks()
-    if estimator.early_stopping:
+    if early_stopping:
         blocks = blocks[: len(blocks) - int(round(estimator.validation_fraction * len(blocks)))]
     if len(blocks) < world_size or min(stop - start for start, stop in blocks) < 2:
         raise ValueError(

@@ -237,6 +237,12 @@ class VariationalModel(ReconstructionModel):
     def encode(self, x):
         return self.posterior(x)[0]
 
+    @torch.no_grad()
+    def observation_variance(self):
+        """The Gaussian likelihood's variance in the data's units squared (a float)."""
+        variance = torch.exp(self.log_variance.clamp(min=_MIN_LOG_VARIANCE))
+        return float(variance) * float(self.output_layer.scale) ** 2
+
     @property
     def loss_offset(self):
         """What turns a density of the scaled data into one in the data's units."""

@@ -138,7 +138,9 @@ def last_weighted_layer(encoder_body):
 
 
 @torch.no_grad()
-def start_linear_paths(encoder_body, decoder_body, encoder_weight, decoder_weight):
+def start_linear_paths(
+    encoder_body, decoder_body, encoder_weight, decoder_weight, decoder_bias=None
+):
     """Make an encoder and decoder body start as the given linear autoencoder.
 
     With :class:`LinearShortcut` bodies the linear paths get the weights and
@@ -146,20 +148,27 @@ def start_linear_paths(encoder_body, decoder_body, encoder_weight, decoder_weigh
     output is exactly the linear model and training can only add to it. A
     body that is a single linear layer (a linear autoencoder) gets the
     weights itself, with zero biases. ``decoder_weight=None`` leaves the
-    decoder's weights as they are.
+    decoder's weights as they are; ``decoder_bias`` (one per feature, for a
+    bounded output) goes into the bias of the decoder's last layer.
     """
-    for body, weight in ((encoder_body, encoder_weight), (decoder_body, decoder_weight)):
+    bodies = ((encoder_body, encoder_weight, None), (decoder_body, decoder_weight, decoder_bias))
+    for body, weight, bias in bodies:
+        last = last_weighted_layer(body)
         if isinstance(body, LinearShortcut):
             target = body.linear
-            last = last_weighted_layer(body)
             last.weight.zero_()
             last.bias.zero_()
         else:
-            target = last_weighted_layer(body)
+            target = last
             if weight is not None:
                 target.bias.zero_()
         if weight is not None:
             target.weight.copy_(torch.as_tensor(weight, dtype=target.weight.dtype))
+        if bias is not None:
+            # A transposed convolution has one bias per channel: the mean of
+            # the channel's features (flattened channel by channel).
+            bias = torch.as_tensor(bias, dtype=last.bias.dtype).reshape(last.bias.numel(), -1)
+            last.bias.copy_(bias.mean(dim=1))
 
 
 def has_linear_start(body):

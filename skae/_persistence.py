@@ -19,7 +19,7 @@ from ._params import NetworkSpec
 from ._state import FitState
 
 FORMAT = "skae"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: n_samples_seen, mean, training_error and training_variance
 _NETWORK = "network."
 _OPTIMIZER = "optimizer."
 
@@ -130,6 +130,10 @@ def save_estimator(estimator, path):
         "best_loss": state.best_loss,
         "n_iter": state.n_iter,
         "pretrain_loss_curves": state.pretrain_loss_curves,
+        "n_samples_seen": state.n_samples_seen,
+        "mean": state.mean.tolist(),
+        "training_error": state.training_error,
+        "training_variance": state.training_variance,
     }
     metadata = {
         "format": FORMAT,
@@ -251,6 +255,7 @@ def _estimator(document, tensors):
         optimizer_name=document["optimizer_name"],
         optimizer_state=None if optimizer is None else _optimizer_state(tensors, optimizer),
         **curves,
+        **_checked_counts(document, spec.n_features),
     )
     estimator.n_features_in_ = int(document["n_features_in"])
     if estimator.n_features_in_ != spec.n_features:
@@ -261,6 +266,32 @@ def _estimator(document, tensors):
             raise ValueError("feature_names_in does not match the network")
         estimator.feature_names_in_ = names
     return estimator
+
+
+def _checked_counts(document, n_features):
+    """``n_samples_seen`` and ``mean`` of ``document``, checked."""
+    n_samples_seen, mean = document["n_samples_seen"], document["mean"]
+    if (
+        not isinstance(n_samples_seen, int)
+        or isinstance(n_samples_seen, bool)
+        or (n_samples_seen < 1)
+    ):
+        raise ValueError(f"n_samples_seen must be a positive int; got {n_samples_seen!r}")
+    if (
+        not isinstance(mean, list)
+        or len(mean) != n_features
+        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in mean)
+    ):
+        raise ValueError(f"mean must be a list of {n_features} numbers")
+    summary = {name: document[name] for name in ("training_error", "training_variance")}
+    for name, value in summary.items():
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+            raise ValueError(f"{name} must be a non-negative number; got {value!r}")
+    return {
+        "n_samples_seen": n_samples_seen,
+        "mean": np.asarray(mean, dtype=np.float64),
+        **{name: float(value) for name, value in summary.items()},
+    }
 
 
 def _checked_curves(document):

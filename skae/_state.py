@@ -9,6 +9,7 @@ import copy
 import dataclasses
 import math
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -44,6 +45,14 @@ class FitState:
         ``optimizer.state_dict()`` after the last call, for continued training.
     loss_curve, validation_loss_curve, best_loss, n_iter, pretrain_loss_curves
         What the estimator reports as ``loss_curve_`` and so on.
+    n_samples_seen, mean
+        Rows passed to the fitting calls since the network was built, and
+        their per-feature mean (float64): ``n_samples_seen_`` and ``mean_``.
+    training_error, training_variance
+        Mean squared reconstruction error and mean feature variance of the
+        last call's training rows (a spread sample of blocks for streamed
+        data), in the data's units: what ``noise_variance_`` and
+        ``reconstruction_r2_`` report.
     """
 
     network: nn.Module
@@ -56,6 +65,17 @@ class FitState:
     best_loss: float = math.inf
     n_iter: int = 0
     pretrain_loss_curves: list | None = None
+    n_samples_seen: int = 0
+    mean: np.ndarray | None = None
+    training_error: float = math.nan
+    training_variance: float = math.nan
+
+    def count_rows(self, n_samples, mean):
+        """Count ``n_samples`` more rows, whose per-feature mean is ``mean``."""
+        total = self.n_samples_seen + n_samples
+        previous = self.mean if self.mean is not None else 0.0
+        self.mean = previous + (np.asarray(mean, dtype=np.float64) - previous) * (n_samples / total)
+        self.n_samples_seen = total
 
     def copy(self):
         """An independent copy (network and optimiser state included)."""

@@ -31,13 +31,15 @@ class VAETransformer(BaseAutoencoder):
     Parameters
     ----------
     n_components : int, default=2
-        Dimension of the latent code.
+        Dimension of the latent code (None is an error, as for
+        :class:`AutoencoderTransformer`).
     hidden_layer_sizes : int or tuple of int, default=(512, 256)
         Widths of the encoder's hidden layers; the decoder mirrors them.
-    activation : str, default="relu"
+    activation : str, default="elu"
         Activation of the hidden layers (as in :class:`AutoencoderTransformer`).
-    output_activation : {"linear", "sigmoid", "tanh"}, default="linear"
-        Activation of the Gaussian mean. Ignored with
+    output_activation : {"linear", "sigmoid", "tanh", "auto"}, default="auto"
+        Activation of the Gaussian mean (``"auto"`` as in
+        :class:`AutoencoderTransformer`). Ignored with
         ``likelihood="bernoulli"``, whose decoder always ends in a sigmoid.
     dropout : float, default=0.0
         Dropout probability after each hidden layer, in training only.
@@ -92,9 +94,10 @@ class VAETransformer(BaseAutoencoder):
     min_dist : float, default=0.1
         A neighbour-preserving objective on the posterior means, added to
         the ELBO, as in :class:`AutoencoderTransformer`.
-    early_stopping : bool, default=False
+    early_stopping : bool or "auto", default="auto"
         Monitor the training objective on a held-out ``validation_fraction``
-        and restore the best weights.
+        and restore the best weights (``"auto"``: from 5,000 rows on, as in
+        :class:`AutoencoderTransformer`).
     validation_fraction : float, default=0.1
     n_iter_no_change : int, default=10
     tol : float, default=1e-4
@@ -127,6 +130,17 @@ class VAETransformer(BaseAutoencoder):
         internal units (the data divided by its common scale, for the
         outermost pair). None without pretraining.
     n_iter_ : int
+    n_components_ : int
+    n_samples_seen_ : int
+    mean_ : ndarray of shape (n_features_in_,)
+    noise_variance_ : float
+        With ``likelihood="gaussian"``, the learned observation variance of
+        p(x | z), in the units of ``X`` squared (PCA's noise variance is the
+        same parameter of probabilistic PCA); with ``"bernoulli"``, the mean
+        squared reconstruction error per feature on the training rows.
+    reconstruction_r2_ : float
+        Share of the training rows' variance the reconstruction (the decoded
+        posterior means) explains.
     n_features_in_ : int
     feature_names_in_ : ndarray of shape (n_features_in_,)
 
@@ -165,8 +179,8 @@ class VAETransformer(BaseAutoencoder):
         n_components=2,
         *,
         hidden_layer_sizes=(512, 256),
-        activation="relu",
-        output_activation="linear",
+        activation="elu",
+        output_activation="auto",
         dropout=0.0,
         batch_norm=False,
         linear_shortcut=True,
@@ -189,7 +203,7 @@ class VAETransformer(BaseAutoencoder):
         neighbor_weight=0.0,
         n_neighbors=15,
         min_dist=0.1,
-        early_stopping=False,
+        early_stopping="auto",
         validation_fraction=0.1,
         n_iter_no_change=10,
         tol=1e-4,
@@ -264,6 +278,14 @@ class VAETransformer(BaseAutoencoder):
 
     def _unmonitored_epochs(self, state):
         return max(0, self.kl_warmup_epochs - state.n_iter)
+
+    @property
+    def noise_variance_(self):
+        check_is_fitted(self)
+        network = self._state.network
+        if network.log_variance is None:
+            return self._state.training_error
+        return network.observation_variance()
 
     def score_samples(self, X):
         """The evidence lower bound (ELBO) of each sample, in nats.

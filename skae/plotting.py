@@ -148,6 +148,44 @@ def plot_reconstructions(estimator, X, image_shape, n=10, *, vmin=None, vmax=Non
     return _image_grid(rows, image_shape, titles=titles, vmin=vmin, vmax=vmax)
 
 
+def plot_code_lattice(estimator, image_shape, n=10, *, codes=None, vmin=None, vmax=None):
+    """Decode an ``n`` x ``n`` lattice of points spanning a 2-D code space: walk the map.
+
+    Parameters
+    ----------
+    estimator : fitted transformer with ``inverse_transform`` and 2 components
+    image_shape : tuple of int
+        Shape of one image, e.g. ``(28, 28)``.
+    n : int, default=10
+        Lattice points per axis.
+    codes : array-like of shape (n_samples, 2), default=None
+        Codes whose 2nd to 98th percentiles the lattice spans (e.g.
+        ``estimator.transform(X)``); the lattice spans [-2, 2] on both axes
+        if None (the codes of a PCA start are whitened).
+    vmin, vmax : float, default=None
+        Grey range shared by every image; each image is scaled to its own
+        range if None.
+
+    Returns
+    -------
+    fig : matplotlib Figure
+        ``n`` rows of ``n`` images: the first code grows to the right, the
+        second upwards, as in a scatter plot of the codes.
+    """
+    if codes is None:
+        low, high = np.full(2, -2.0), np.full(2, 2.0)
+    else:
+        codes = np.asarray(codes, dtype=np.float64)
+        if codes.ndim != 2 or codes.shape[1] != 2:
+            raise ValueError(f"codes must have shape (n_samples, 2); got {codes.shape}.")
+        low, high = np.percentile(codes, [2, 98], axis=0)
+    first, second = np.linspace(low[0], high[0], n), np.linspace(high[1], low[1], n)
+    lattice = np.array([[x, y] for y in second for x in first])
+    images = estimator.inverse_transform(lattice)
+    rows = [images[i * n : (i + 1) * n] for i in range(n)]
+    return _image_grid(rows, image_shape, vmin=vmin, vmax=vmax)
+
+
 def plot_samples(vae, image_shape, n=16, random_state=None, *, vmin=None, vmax=None):
     """Show ``n`` images drawn from a fitted VAE's prior, in a near-square grid.
 

@@ -117,8 +117,10 @@ def test_score_is_minus_mean_squared_reconstruction_error(make_autoencoder, digi
 def test_score_is_in_the_units_of_the_data(make_autoencoder, small_X):
     # Scaling the data by 10 scales the squared error by 100: the score is
     # in the user's units, not the internal scaled ones.
-    scores = make_autoencoder().fit(small_X).score_samples(small_X)
-    scaled_scores = make_autoencoder().fit(10 * small_X).score_samples(10 * small_X)
+    # A linear output for both: "auto" would choose a sigmoid for small_X only.
+    linear = {"output_activation": "linear"}
+    scores = make_autoencoder(**linear).fit(small_X).score_samples(small_X)
+    scaled_scores = make_autoencoder(**linear).fit(10 * small_X).score_samples(10 * small_X)
 
     assert_allclose(scaled_scores, 100 * scores, rtol=1e-2)
 
@@ -306,7 +308,7 @@ def test_wrong_number_of_features_at_inverse_transform(make_autoencoder, small_X
         ({"max_epochs": 0}, "max_epochs"),
         ({"batch_size": 0}, "batch_size"),
         ({"validation_fraction": 1.0}, "validation_fraction"),
-        ({"loss": "bce"}, "output_activation='sigmoid'"),
+        ({"loss": "bce", "output_activation": "linear"}, "output_activation='sigmoid'"),
         ({"loss": "huber"}, "loss"),
     ],
 )
@@ -498,7 +500,9 @@ def test_continued_training_does_not_ignore_changed_architecture(make_autoencode
 
 
 def test_divergence_raises_divergence_error(make_autoencoder, small_X):
-    ae = make_autoencoder(learning_rate=1e6, optimizer="sgd", max_epochs=20)
+    ae = make_autoencoder(
+        learning_rate=1e6, optimizer="sgd", max_epochs=20, output_activation="linear"
+    )
 
     with pytest.raises(DivergenceError, match="learning_rate"):
         ae.fit(small_X)
@@ -535,6 +539,21 @@ def test_verbose_shows_validation_loss_with_early_stopping(make_autoencoder, dig
 
     assert len(lines) == ae.n_iter_
     assert all("validation" in line for line in lines)
+
+
+def test_verbose_draws_a_progress_bar_on_a_terminal(
+    make_autoencoder, digits_X, capsys, monkeypatch
+):
+    pytest.importorskip("tqdm")
+    monkeypatch.setattr("skae._progress._interactive", lambda: True)
+    ae = make_autoencoder(max_epochs=3, verbose=1, early_stopping=True).fit(digits_X)
+
+    captured = capsys.readouterr()
+
+    assert captured.out == ""  # no per-epoch lines
+    bar = captured.err.replace("\r", "\n").splitlines()[-1]
+    assert re.search(rf"AutoencoderTransformer: .*{ae.n_iter_}/3 ", bar), bar
+    assert "loss=" in bar and "validation loss=" in bar
 
 
 def test_verbose_zero_prints_nothing(make_autoencoder, small_X, capsys):
@@ -678,7 +697,7 @@ def test_bounded_output_activation_bounds_reconstructions(
 
 
 def test_linear_output_is_not_bounded(make_autoencoder, small_X):
-    ae = make_autoencoder().fit(small_X)
+    ae = make_autoencoder(output_activation="linear").fit(small_X)
     codes = np.random.RandomState(0).normal(scale=100, size=(200, 2))
 
     reconstructions = ae.inverse_transform(codes)

@@ -292,6 +292,7 @@ def test_the_linear_autoencoder_starts_from_pca(cls, digits_X):
         hidden_layer_sizes=(),
         max_epochs=1,
         learning_rate=1e-300,
+        output_activation="linear",
         device="cpu",
         random_state=0,
     ).fit(digits_X)

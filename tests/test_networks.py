@@ -295,7 +295,11 @@ def test_linear_shortcut_starts_as_pca(make_estimator, digits_middle_X, n_compon
 
     # A step too small to move the weights: the reconstruction is the start's.
     estimator = make_estimator(
-        n_components=n_components, learning_rate=1e-9, max_epochs=1, optimizer="sgd"
+        n_components=n_components,
+        learning_rate=1e-9,
+        max_epochs=1,
+        optimizer="sgd",
+        output_activation="linear",
     ).fit(digits_middle_X)
 
     assert reconstruction_mse(estimator, digits_middle_X) == pytest.approx(pca_mse, rel=1e-3)
@@ -331,7 +335,9 @@ def test_overcomplete_code_fits(make_estimator, small_X):
 
 
 def test_overcomplete_autoencoder_starts_as_the_identity(make_autoencoder, small_X):
-    ae = make_autoencoder(n_components=10, learning_rate=1e-9, optimizer="sgd").fit(small_X)
+    ae = make_autoencoder(
+        n_components=10, learning_rate=1e-9, optimizer="sgd", output_activation="linear"
+    ).fit(small_X)
 
     assert reconstruction_mse(ae, small_X) < 1e-8 * small_X.var()
 

@@ -125,3 +125,21 @@ def test_plot_reconstruction_curve_matches_pca_explained_variance(digits_X):
     (line,) = ax.get_lines()
     expected = [PCA(k).fit(digits_X).explained_variance_ratio_.sum() for k in (2, 5)]
     assert_allclose(line.get_ydata(), expected, rtol=1e-6)
+
+
+def test_plot_code_lattice_decodes_a_lattice_spanning_the_codes(make_autoencoder, digits_X):
+    ae = make_autoencoder(n_components=2).fit(digits_X)
+    codes = ae.transform(digits_X)
+    fig = plotting.plot_code_lattice(ae, (8, 8), n=4, codes=codes)
+    axes = np.array(fig.axes).reshape(4, 4)
+    low, high = np.percentile(codes, [2, 98], axis=0)
+    # Top-left is the smallest first code and the largest second code.
+    expected = ae.inverse_transform(np.array([[low[0], high[1]], [high[0], low[1]]]))
+    assert_allclose(axes[0, 0].images[0].get_array(), expected[0].reshape(8, 8), rtol=1e-5)
+    assert_allclose(axes[3, 3].images[0].get_array(), expected[1].reshape(8, 8), rtol=1e-5)
+
+
+def test_plot_code_lattice_rejects_codes_that_are_not_2d(make_autoencoder, digits_X):
+    ae = make_autoencoder(n_components=3).fit(digits_X)
+    with pytest.raises(ValueError, match=r"shape \(n_samples, 2\)"):
+        plotting.plot_code_lattice(ae, (8, 8), codes=ae.transform(digits_X))

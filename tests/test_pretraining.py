@@ -67,7 +67,9 @@ def test_pretraining_changes_the_hidden_layers(make_estimator, digits_X):
 
 def test_pretrained_network_with_shortcut_still_starts_as_pca(make_autoencoder, digits_X):
     # A negligible learning rate in fine-tuning shows the starting point.
-    estimator = make_autoencoder(**DEEP, pretrain_epochs=3, max_epochs=1, learning_rate=1e-12)
+    estimator = make_autoencoder(
+        **DEEP, pretrain_epochs=3, max_epochs=1, learning_rate=1e-12, output_activation="linear"
+    )
     with pytest.warns(Warning):
         estimator.fit(digits_X)
     assert len(estimator.pretrain_loss_curves_) == 3

@@ -13,7 +13,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from skae import VAETransformer
+from skae import VAETransformer, config_context
 
 # Tiny fits rarely converge; tests that are about convergence record warnings themselves.
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -141,3 +141,119 @@ def test_pipeline_with_scaler_and_classifier(make_estimator, digits):
     # Ten classes: chance is about 0.1.
     assert pipe.score(X, y) > 0.5
     assert np.isfinite(pipe[1].loss_curve_).all()
+
+
+# ------------------------------------------------------- output activation
+
+
+@pytest.mark.parametrize(
+    "shift, expected", [(0.0, "sigmoid"), (-0.5, "linear")], ids=["unit-interval", "signed"]
+)
+def test_auto_output_activation_follows_the_training_data_range(
+    make_estimator, digits_X, shift, expected
+):
+    X = digits_X + shift
+    estimator = make_estimator(output_activation="auto").fit(X)
+    assert estimator._state.spec.output_activation == expected
+    same = make_estimator(output_activation=expected).fit(X)
+    assert_array_equal(estimator.transform(X), same.transform(X))
+
+
+def test_auto_output_activation_reads_sparse_and_streamed_data(make_estimator, digits_X):
+    for X, expected in [
+        (sp.csr_matrix(digits_X), "sigmoid"),
+        (sp.csr_matrix(digits_X * 2), "linear"),
+    ]:
+        estimator = make_estimator(output_activation="auto").fit(X)
+        assert estimator._state.spec.output_activation == expected
+    with config_context(memory_budget=digits_X.nbytes // 4):  # streamed, block by block
+        estimator = make_estimator(output_activation="auto").fit(digits_X * 2)
+    assert estimator._state.spec.output_activation == "linear"
+
+
+def test_auto_output_activation_is_kept_by_continued_fits(make_estimator, digits_X):
+    X = digits_X
+    estimator = make_estimator(output_activation="auto").fit(X)
+    estimator.partial_fit(X * 4)  # outside [0, 1]: the sigmoid network keeps training
+    assert estimator._state.spec.output_activation == "sigmoid"
+    assert estimator.get_params()["output_activation"] == "auto"
+
+
+def test_n_components_none_says_what_to_pass_instead(make_estimator, small_X):
+    with pytest.raises(ValueError, match="pass n_components as an int"):
+        make_estimator(n_components=None).fit(small_X)
+
+
+# --------------------------------------------------- PCA's fitted attributes
+
+
+def test_pca_attributes_count_rows_and_means_across_partial_fit(make_estimator, digits_X):
+    first, second = digits_X[:120], digits_X[120:] * 0.5
+    estimator = make_estimator(n_components=3).fit(first)
+    assert estimator.n_components_ == 3
+    assert estimator.n_samples_seen_ == 120
+    assert_allclose(estimator.mean_, first.mean(axis=0))
+    estimator.partial_fit(second)
+    assert estimator.n_samples_seen_ == len(digits_X)
+    assert_allclose(estimator.mean_, np.vstack([first, second]).mean(axis=0))
+    estimator.fit(second)  # a new network starts the count again
+    assert estimator.n_samples_seen_ == len(second)
+    assert_allclose(estimator.mean_, second.mean(axis=0))
+
+
+def test_pca_attributes_of_streamed_data_and_after_saving(make_estimator, digits_X, tmp_path):
+    with config_context(memory_budget=digits_X.nbytes // 4):
+        estimator = make_estimator(warm_start=True).fit(digits_X).fit(digits_X[:50])
+    assert estimator.n_samples_seen_ == len(digits_X) + 50
+    expected = np.vstack([digits_X, digits_X[:50]]).mean(axis=0)
+    assert_allclose(estimator.mean_, expected)
+    restored = save_load_round_trip(estimator)
+    assert restored.n_samples_seen_ == estimator.n_samples_seen_
+    assert_array_equal(restored.mean_, estimator.mean_)
+
+
+def test_noise_variance_and_r2_describe_the_training_reconstruction(make_estimator, digits_X):
+    estimator = make_estimator(n_components=4).fit(digits_X)
+    error = np.mean((estimator.inverse_transform(estimator.transform(digits_X)) - digits_X) ** 2)
+    r2 = 1 - error / digits_X.var(axis=0).mean()
+    assert_allclose(estimator.reconstruction_r2_, r2, rtol=1e-4)
+    if isinstance(estimator, VAETransformer):  # the learned observation variance
+        network = estimator._state.network
+        variance = float(torch.exp(network.log_variance.detach()))
+        expected = variance * float(network.output_layer.scale) ** 2
+        assert_allclose(estimator.noise_variance_, expected, rtol=1e-6)
+    else:
+        assert_allclose(estimator.noise_variance_, error, rtol=1e-4)
+
+
+def test_a_linear_autoencoder_explains_what_pca_explains(make_autoencoder, digits_X):
+    from sklearn.decomposition import PCA
+
+    linear = make_autoencoder(
+        n_components=5, hidden_layer_sizes=(), max_epochs=1, output_activation="linear"
+    ).fit(digits_X)
+    pca = PCA(5).fit(digits_X)
+    assert_allclose(linear.reconstruction_r2_, pca.explained_variance_ratio_.sum(), atol=1e-4)
+
+
+# ------------------------------------------------------ early_stopping="auto"
+
+
+def test_auto_early_stopping_holds_out_data_only_for_large_fits(make_estimator, monkeypatch):
+    monkeypatch.setattr("skae._params.AUTO_EARLY_STOPPING_ROWS", 100)
+    X = np.random.RandomState(0).uniform(size=(150, 6))
+    large = make_estimator(early_stopping="auto", max_epochs=3).fit(X)
+    assert len(large.validation_loss_curve_) == large.n_iter_
+    same = make_estimator(early_stopping=True, max_epochs=3).fit(X)
+    assert_array_equal(large.transform(X), same.transform(X))
+    small = make_estimator(early_stopping="auto", max_epochs=3).fit(X[:99])
+    assert small.validation_loss_curve_ is None
+    small.partial_fit(X)  # "auto" never holds out data in partial_fit
+    assert small.validation_loss_curve_ is None
+
+
+def test_auto_early_stopping_is_off_with_the_neighbour_objective(make_estimator, monkeypatch):
+    monkeypatch.setattr("skae._params.AUTO_EARLY_STOPPING_ROWS", 100)
+    X = np.random.RandomState(0).uniform(size=(150, 6))
+    estimator = make_estimator(early_stopping="auto", neighbor_weight=1.0, n_neighbors=5)
+    assert estimator.fit(X).validation_loss_curve_ is None

@@ -1,0 +1,181 @@
+"""ONNX export: skae's estimators as skl2onnx converters.
+
+Importing this module registers :class:`~skae.AutoencoderTransformer` and
+:class:`~skae.VAETransformer` with skl2onnx, so that ``skl2onnx.to_onnx``
+converts them alone or inside a Pipeline, and onnxruntime computes what
+``transform`` computes (float32). The option ``{"inverse": True}`` exports
+``inverse_transform`` instead: a graph from codes to reconstructions, for
+an estimator converted on its own.
+
+The network is exported by PyTorch's own exporter (``torch.onnx.export``,
+which needs onnxscript) and its graph is inlined into skl2onnx's. Install
+the optional dependencies with ``pip install skae[onnx]``.
+
+Examples
+--------
+>>> import numpy as np
+>>> import onnxruntime
+>>> from skl2onnx import to_onnx
+>>> from sklearn.datasets import load_digits
+>>> from sklearn.pipeline import make_pipeline
+>>> from sklearn.preprocessing import MinMaxScaler
+>>> import skae.onnx  # registers the converters
+>>> from skae import AutoencoderTransformer
+>>> X = load_digits().data.astype(np.float32)
+>>> pipe = make_pipeline(MinMaxScaler(), AutoencoderTransformer(4, max_epochs=2, random_state=0))
+>>> pipe = pipe.fit(X)
+>>> session = onnxruntime.InferenceSession(to_onnx(pipe, X[:1]).SerializeToString())
+>>> codes = session.run(None, {"X": X})[0]
+>>> bool(np.allclose(codes, pipe.transform(X), atol=1e-5))
+True
+"""
+
+import copy
+import io
+import warnings
+
+import torch
+
+from ._autoencoder import AutoencoderTransformer
+from ._vae import VAETransformer
+
+# torch's exporter emits this opset; older targets are refused.
+EXPORT_OPSET = 18
+
+__all__ = ["register_converters"]
+
+
+def _imports():
+    try:
+        import onnx
+        import skl2onnx
+    except ImportError as error:
+        raise ImportError(
+            "ONNX export needs onnx, onnxscript and skl2onnx: pip install skae[onnx]"
+        ) from error
+    return onnx, skl2onnx
+
+
+class _Direction(torch.nn.Module):
+    """The network's ``encode`` (``transform``) or ``decode`` (``inverse_transform``)."""
+
+    def __init__(self, network, inverse):
+        super().__init__()
+        self.network = network
+        self.inverse = inverse
+
+    def forward(self, x):
+        return self.network.decode(x) if self.inverse else self.network.encode(x)
+
+
+def exported_graph(estimator, inverse=False, opset=EXPORT_OPSET):
+    """The ONNX model of ``estimator``'s ``transform`` (or ``inverse_transform``), float32.
+
+    Parameters
+    ----------
+    estimator : fitted AutoencoderTransformer or VAETransformer
+    inverse : bool, default=False
+        Export ``inverse_transform`` (codes to data) instead of ``transform``.
+    opset : int, default=EXPORT_OPSET
+
+    Returns
+    -------
+    model : onnx.ModelProto
+        One input and one output, both float32 with a dynamic first axis.
+    """
+    onnx, _ = _imports()
+    estimator._fitted_network()  # raises NotFittedError
+    network = copy.deepcopy(estimator._state.on_cpu().network).float().eval()
+    width = estimator._state.spec.n_components if inverse else estimator.n_features_in_
+    example = torch.zeros(2, width)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the exporter's notes on its own internals
+        program = torch.onnx.export(
+            _Direction(network, inverse),
+            (example,),
+            dynamo=True,
+            opset_version=opset,
+            dynamic_shapes=({0: torch.export.Dim("n_samples")},),
+            verbose=False,
+            optimize=True,
+        )
+    buffer = io.BytesIO()
+    program.save(buffer)
+    return onnx.load_from_string(buffer.getvalue())
+
+
+def _shape_calculator(operator):
+    from skl2onnx.common.data_types import FloatTensorType
+
+    estimator = operator.raw_operator
+    estimator._fitted_network()  # raises NotFittedError
+    inverse = _inverse(operator.scope_inst, estimator)
+    width = estimator.n_features_in_ if inverse else estimator._state.spec.n_components
+    n_samples = operator.inputs[0].get_first_dimension()
+    operator.outputs[0].type = FloatTensorType([n_samples, width])
+
+
+def _inverse(options_holder, estimator):
+    """The ``inverse`` option given for ``estimator`` (a scope or a container holds them)."""
+    return bool(options_holder.get_options(estimator, {"inverse": False})["inverse"])
+
+
+def _converter(scope, operator, container):
+    onnx, _ = _imports()
+    from onnx import TensorProto, numpy_helper
+    from onnx.helper import get_attribute_value
+
+    if container.target_opset < EXPORT_OPSET:
+        raise ValueError(
+            f"skae's estimators need target_opset >= {EXPORT_OPSET}; got {container.target_opset}."
+        )
+    inverse = _inverse(container, operator.raw_operator)
+    model = exported_graph(operator.raw_operator, inverse=inverse)
+    graph = model.graph
+    source = operator.inputs[0]
+    input_name = source.full_name
+    if source.type.to_onnx_type().tensor_type.elem_type != TensorProto.FLOAT:
+        input_name = scope.get_unique_variable_name("skae_float_input")
+        container.add_node("Cast", source.full_name, input_name, to=TensorProto.FLOAT)
+    names = {graph.input[0].name: input_name, graph.output[0].name: operator.outputs[0].full_name}
+
+    def renamed(name):
+        if not name:
+            return name
+        if name not in names:
+            names[name] = scope.get_unique_variable_name(f"skae_{name}")
+        return names[name]
+
+    for tensor in graph.initializer:
+        values = numpy_helper.to_array(tensor)
+        container.add_initializer(
+            renamed(tensor.name), tensor.data_type, list(values.shape), values.ravel().tolist()
+        )
+    domains = {entry.domain: entry.version for entry in model.opset_import}
+    for node in graph.node:
+        attributes = {a.name: get_attribute_value(a) for a in node.attribute}
+        container.add_node(
+            node.op_type,
+            [renamed(name) for name in node.input],
+            [renamed(name) for name in node.output],
+            op_domain=node.domain,
+            op_version=domains.get(node.domain, EXPORT_OPSET),
+            name=scope.get_unique_operator_name(f"skae_{node.op_type}"),
+            **attributes,
+        )
+
+
+def register_converters():
+    """Register both estimators with skl2onnx (done once when this module is imported)."""
+    _, skl2onnx = _imports()
+    for estimator in (AutoencoderTransformer, VAETransformer):
+        skl2onnx.update_registered_converter(
+            estimator,
+            f"Skae{estimator.__name__}",
+            _shape_calculator,
+            _converter,
+            options={"inverse": [False, True]},
+        )
+
+
+register_converters()
