@@ -268,7 +268,8 @@ def run(datasets, ks, methods, data_home):
                 progress(f"{name} k={k} {method} ...")
                 scores = evaluate(estimator, X_train, X_test, y_train, y_test)
                 rows.append({"dataset": name, "k": k, "method": method, **scores})
-                progress(f"  mse {scores['mse']:.4g}, fit {scores['fit_seconds']:.1f} s")
+                mse = "none" if scores["mse"] is None else f"{scores['mse']:.4g}"
+                progress(f"  mse {mse}, fit {scores['fit_seconds']:.1f} s")
     add_baseline_ratios(rows)
     return rows
 

@@ -12,7 +12,7 @@ from typing import NamedTuple
 import torch
 
 from ._device import resolve_device
-from ._distributed import current_group
+from ._distributed import Alone, current_group
 from ._initialization import seeded_model, start_from_pca
 from ._inputs import (
     check_blocks_per_rank,
@@ -100,6 +100,11 @@ def _sources_and_state(estimator, call, partial, init_seed, split_seed):
         )
         if call.early_stopping:
             state.validation_loss_curve = []
+        if estimator.neighbor_weight:
+            # The neighbour term can trade away the reconstruction; compared at the end.
+            state.start_error = _reconstruction_of(
+                state.network, train_source, estimator.batch_size, Alone()
+            )[0]
         state.count_rows(call.X.shape[0], scales[0])
     estimator._configure_model(state.network)
     return train_source, validation, state
@@ -320,7 +325,15 @@ def _conclude(
     state.training_error, state.training_variance = _reconstruction_of(
         state.network, train_source, estimator.batch_size, group
     )
-    return _warnings(estimator, history, partial, continuing)
+    messages = _warnings(estimator, history, partial, continuing)
+    if state.training_error > _NEIGHBOR_ERROR_RATIO * state.start_error:
+        messages.append(
+            f"The neighbour objective left a training reconstruction error "
+            f"{state.training_error / state.start_error:.3g} times the PCA start's. "
+            "Lower neighbor_weight, or scale the features (e.g. StandardScaler) so that "
+            "the neighbour graph and the reconstruction weigh them alike."
+        )
+    return messages
 
 
 @torch.inference_mode()
@@ -367,6 +380,11 @@ def _before_epoch(estimator, state, optimizer, n_epochs, epoch):
 
 def _in_reported_units(network, loss):
     return loss * network.loss_unit + network.loss_offset
+
+
+# A neighbour fit whose reconstruction error ends above this multiple of the
+# start's warns: the map has been bought with the reconstruction.
+_NEIGHBOR_ERROR_RATIO = 2.0
 
 
 def _warnings(estimator, history, partial, continuing):

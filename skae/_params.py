@@ -61,9 +61,7 @@ def uses_early_stopping(estimator, n_samples, partial):
     """
     if estimator.early_stopping == "auto":
         return (
-            not partial
-            and not estimator.neighbor_weight
-            and n_samples >= AUTO_EARLY_STOPPING_ROWS
+            not partial and not estimator.neighbor_weight and n_samples >= AUTO_EARLY_STOPPING_ROWS
         )
     return bool(estimator.early_stopping)
 

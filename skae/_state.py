@@ -69,6 +69,8 @@ class FitState:
     mean: np.ndarray | None = None
     training_error: float = math.nan
     training_variance: float = math.nan
+    # The start's reconstruction error (neighbour fits only; not saved).
+    start_error: float = math.nan
 
     def count_rows(self, n_samples, mean):
         """Count ``n_samples`` more rows, whose per-feature mean is ``mean``."""

@@ -119,3 +119,12 @@ def test_bad_settings_are_clear_errors(digits, params, message):
 def test_data_beyond_the_memory_budget_is_refused(digits):
     with skae.config_context(memory_budget=1), pytest.raises(ValueError, match="in memory"):
         AutoencoderTransformer(**FAST, neighbor_weight=1.0).fit(digits[0])
+
+
+def test_a_map_bought_with_the_reconstruction_warns():
+    from sklearn.datasets import load_wine
+    from sklearn.exceptions import ConvergenceWarning
+
+    X = load_wine().data  # raw: proline's scale dominates graph and reconstruction alike
+    with pytest.warns(ConvergenceWarning, match="times the PCA start's"):
+        AutoencoderTransformer(neighbor_weight=1.0, random_state=0, max_epochs=40).fit(X)

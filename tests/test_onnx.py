@@ -12,7 +12,7 @@ pytest.importorskip("onnxscript")
 onnxruntime = pytest.importorskip("onnxruntime")
 skl2onnx = pytest.importorskip("skl2onnx")
 
-import skae.onnx  # noqa: E402  (registers the converters)
+import skae.onnx  # noqa: E402, F401  (registers the converters)
 from skae import AutoencoderTransformer, VAETransformer  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -53,9 +53,7 @@ def test_transform_and_inverse_transform_match_skae(estimator, X):
     (codes,) = run(skl2onnx.to_onnx(estimator, X[:1]), X)
     assert codes.shape == (len(X), 3)
     assert_allclose(codes, estimator.transform(X), atol=TOLERANCE)
-    inverse = skl2onnx.to_onnx(
-        estimator, codes[:1], options={id(estimator): {"inverse": True}}
-    )
+    inverse = skl2onnx.to_onnx(estimator, codes[:1], options={id(estimator): {"inverse": True}})
     (reconstruction,) = run(inverse, codes)
     assert_allclose(reconstruction, estimator.inverse_transform(codes), atol=TOLERANCE)
 

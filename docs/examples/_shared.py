@@ -62,10 +62,8 @@ def mnist_example(doc, argv, n_train, details):
     """
     args = parse_args(doc, argv)
     X_train, X_test, y_train, y_test = load_mnist_split(args.data_home, n_train)
-    print(
-        f"MNIST: trained on {len(X_train)} images (a subset, to keep this quick), "
-        f"tested on {len(X_test)}; {details}\n"
-    )
+    subset = " (a subset, to keep this quick)" if n_train is not None else ""
+    print(f"MNIST: trained on {len(X_train)} images{subset}, tested on {len(X_test)}; {details}\n")
     return X_train, X_test, y_train, y_test
 
 
@@ -80,6 +78,22 @@ def timed_fit(model, *fit_args):
         warnings.simplefilter("ignore", ConvergenceWarning)
         model.fit(*fit_args)
     return time.perf_counter() - started
+
+
+def maps_figure(panels, y):
+    """One scatter of codes per ``{title: codes}`` entry, coloured by ``y``, one legend."""
+    from skae.plotting import plot_embedding
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.3 * len(panels), 4.4), layout="constrained")
+    for ax, (title, codes) in zip(axes, panels.items(), strict=True):
+        plot_embedding(codes, y, ax=ax, s=3, alpha=0.6)
+        ax.get_legend().remove()
+        ax.set_title(title)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, title="digit", loc="outside right center", markerscale=4)
+    return fig
 
 
 def save(fig, name, title=None, dpi=80):

@@ -15,15 +15,16 @@ and ``docs/images/neighbor_map_walk.png``. It takes a few minutes on a
 laptop CPU.
 """
 
-import matplotlib.pyplot as plt
+import warnings
+
 import numpy as np
-from _shared import SEED, mnist_example, reconstruction_mse, save, timed_fit
+from _shared import SEED, maps_figure, mnist_example, reconstruction_mse, save, timed_fit
 from sklearn.decomposition import PCA
 from sklearn.manifold import trustworthiness
 from sklearn.neighbors import KNeighborsClassifier
 
 from skae import AutoencoderTransformer
-from skae.plotting import plot_code_lattice, plot_embedding
+from skae.plotting import plot_code_lattice
 
 NEIGHBOR_WEIGHT = 1.0
 
@@ -37,6 +38,8 @@ def reducers():
             n_components=2, neighbor_weight=NEIGHBOR_WEIGHT, random_state=SEED
         ),
     }
+    # umap-learn notes that a seed makes it single-threaded; so be it.
+    warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)
     try:
         from umap import UMAP
     except ImportError:
@@ -60,22 +63,6 @@ def scores(reducer, X_train, X_test, y_train, y_test):
     }
 
 
-def maps_figure(results, y_test):
-    """One panel of test codes per method, coloured by digit, one legend on the right."""
-    fig, axes = plt.subplots(
-        1, len(results), figsize=(4.2 * len(results), 4.4), layout="constrained"
-    )
-    for ax, (name, (codes, row)) in zip(axes, results.items(), strict=True):
-        plot_embedding(codes, y_test, ax=ax, s=3, alpha=0.6)
-        ax.get_legend().remove()
-        ax.set_title(f"{name}\n5-NN {row['5-NN']:.3f}, trustworthiness {row['trust']:.3f}")
-        ax.set_xticks([])
-        ax.set_yticks([])
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, title="digit", loc="outside right center", markerscale=4)
-    return fig
-
-
 def main(argv=None):
     X_train, X_test, y_train, y_test = mnist_example(__doc__, argv, None, "default epochs")
     found = reducers()
@@ -87,8 +74,12 @@ def main(argv=None):
             f"{row['test MSE']:>9.4f} {row['fit s']:>6.1f}"
         )
     print()
+    panels = {
+        f"{name}\n5-NN {row['5-NN']:.3f}, trustworthiness {row['trust']:.3f}": codes
+        for name, (codes, row) in results.items()
+    }
     save(
-        maps_figure(results, y_test), "neighbor_map.png", "2-D codes of 2,000 held-out MNIST images"
+        maps_figure(panels, y_test), "neighbor_map.png", "2-D codes of 2,000 held-out MNIST images"
     )
     neighbor_map = f"neighbor_weight={NEIGHBOR_WEIGHT:g}"
     walk = plot_code_lattice(
