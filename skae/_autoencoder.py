@@ -68,6 +68,8 @@ class AutoencoderTransformer(BaseAutoencoder):
         zero. The loss compares with the clean input; ``transform`` never
         adds noise.
     noise_level : float, default=0.1
+        Strength of ``noise``: the standard deviation in units of the data's
+        scale, or the share of entries masked (below 1).
     sparsity : float, default=0.0
         Weight of an L1 penalty on the code (mean absolute code value per
         sample, added to the loss): higher values give sparser codes.

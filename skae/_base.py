@@ -255,11 +255,13 @@ class BaseAutoencoder(
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Training data. Sparse data is densified one batch at a time.
-        y : ignored
+        y : None
+            Ignored; present for scikit-learn's API.
 
         Returns
         -------
         self : object
+            The fitted estimator.
         """
         return self._fit(X, partial=False)
 
@@ -274,11 +276,13 @@ class BaseAutoencoder(
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
-        y : ignored
+        y : None
+            Ignored; present for scikit-learn's API.
 
         Returns
         -------
         self : object
+            The fitted estimator.
         """
         return self._fit(X, partial=True)
 
@@ -373,6 +377,7 @@ class BaseAutoencoder(
         Returns
         -------
         X_original : ndarray of shape (n_samples, n_features_in_)
+            The reconstructions, in the units of the training data.
         """
         check_is_fitted(self)
         if is_out_of_core(X):
@@ -406,6 +411,7 @@ class BaseAutoencoder(
         Returns
         -------
         scores : ndarray of shape (n_samples,)
+            Higher is better (float64).
         """
         X = self._validate_scored(X)
         return self._map("score_samples", X, None, dtype=np.float64)
@@ -419,11 +425,13 @@ class BaseAutoencoder(
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
-        y : ignored
+        y : None
+            Ignored; present for scikit-learn's API.
 
         Returns
         -------
         score : float
+            The mean of ``score_samples(X)``: higher is better.
         """
         return float(np.mean(self.score_samples(X)))
 
@@ -440,6 +448,7 @@ class BaseAutoencoder(
         Parameters
         ----------
         path : str or path-like
+            Where to write the file (conventionally ``*.skae``).
         """
         check_is_fitted(self)
         save_estimator(self, path)

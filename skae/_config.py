@@ -26,12 +26,21 @@ def _config():
 
 
 def get_config():
-    """The current settings, as a dict (see :func:`set_config`)."""
+    """The current settings (see :func:`set_config`).
+
+    Returns
+    -------
+    config : dict
+        ``memory_budget``, ``stream_block_rows`` and ``stream_window_blocks``
+        of this thread; a copy, so changing it changes nothing.
+    """
     return dict(_config())
 
 
 def set_config(memory_budget=None, stream_block_rows=None, stream_window_blocks=None):
     """Change how skae handles data that may not fit in memory.
+
+    Only the arguments given change; the settings are per thread.
 
     Parameters
     ----------
@@ -50,8 +59,6 @@ def set_config(memory_budget=None, stream_block_rows=None, stream_window_blocks=
         Streamed training reads blocks in a random order, this many at a
         time, and shuffles the rows of those blocks together: the wider the
         window, the closer to a full shuffle and the more memory.
-
-    Only the arguments given change.
     """
     config = _config()
     given = {
@@ -69,7 +76,19 @@ def set_config(memory_budget=None, stream_block_rows=None, stream_window_blocks=
 
 @contextlib.contextmanager
 def config_context(**settings):
-    """Use ``settings`` (see :func:`set_config`) inside a ``with`` block only."""
+    """Use ``settings`` inside a ``with`` block only.
+
+    Parameters
+    ----------
+    **settings : dict
+        Any arguments of :func:`set_config`.
+
+    Yields
+    ------
+    None
+        The previous settings come back when the block ends, also on an
+        exception.
+    """
     config = _config()
     saved = dict(config)
     set_config(**settings)

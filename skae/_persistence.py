@@ -207,6 +207,7 @@ def load(path, device=None):
     Parameters
     ----------
     path : str or path-like
+        A file written by ``save``.
     device : str, default=None
         Where to put the network: None for the CPU, or any value of the
         estimators' ``device`` parameter ("auto", "cuda", ...). A model

@@ -6,9 +6,11 @@ import numpy as np
 import torch
 from sklearn.utils.validation import check_is_fitted
 
+from ._autoencoder import AutoencoderTransformer
 from ._base import BaseAutoencoder, check_unit_interval
 from ._compat import Interval, StrOptions
 from ._data import block_rows
+from ._docstrings import with_shared_descriptions
 from ._models import VariationalModel
 from ._random import seeded_generator, seeds
 
@@ -24,7 +26,9 @@ class VAETransformer(BaseAutoencoder):
     divergence from q(z | x) to the prior N(0, I), averaged over the batch.
 
     It shares its parameters, validation, devices, persistence and training
-    engine with :class:`AutoencoderTransformer`; only these differ:
+    engine with :class:`AutoencoderTransformer` (the parameters and
+    attributes described there are described here with the same text);
+    only these differ:
     ``transform`` gives the posterior mean, ``score_samples`` the ELBO, and
     :meth:`sample` and :meth:`iwae_log_likelihood` are added.
 
@@ -109,7 +113,6 @@ class VAETransformer(BaseAutoencoder):
         reparameterisation noise; an int gives bit-identical results on CPU.
     verbose : int, default=0
     warm_start : bool, default=False
-        See :class:`AutoencoderTransformer` for the parameters not described here.
 
     Attributes
     ----------
@@ -304,6 +307,7 @@ class VAETransformer(BaseAutoencoder):
         Returns
         -------
         elbo : ndarray of shape (n_samples,)
+            The ELBO of each row, in nats (float64).
         """
         return super().score_samples(X)
 
@@ -326,6 +330,7 @@ class VAETransformer(BaseAutoencoder):
         Returns
         -------
         log_likelihood : ndarray of shape (n_samples,)
+            The IWAE estimate of log p(x) of each row, in nats (float64).
         """
         check_is_fitted(self)
         if isinstance(n_draws, bool) or not isinstance(n_draws, numbers.Integral) or n_draws < 1:
@@ -347,12 +352,15 @@ class VAETransformer(BaseAutoencoder):
         Parameters
         ----------
         n_samples : int, default=1
+            How many samples to draw.
         random_state : int, RandomState instance or None, default=None
             Seeds the codes; an int gives the same samples every call.
 
         Returns
         -------
         X_new : ndarray of shape (n_samples, n_features_in_)
+            The decoder's mean of p(x | z) at codes drawn from the prior,
+            in the units of the training data.
         """
         check_is_fitted(self)
         if (
@@ -368,3 +376,8 @@ class VAETransformer(BaseAutoencoder):
     @staticmethod
     def _generator(random_state, device):
         return seeded_generator(seeds(random_state, 1)[0], device=device)
+
+
+VAETransformer.__doc__ = with_shared_descriptions(
+    VAETransformer.__doc__, AutoencoderTransformer.__doc__
+)

@@ -56,12 +56,16 @@ def neg_reconstruction_error(estimator, X, y=None):
     Parameters
     ----------
     estimator : fitted transformer with ``transform`` and ``inverse_transform``
+        As for :func:`reconstruction_error`.
     X : {array-like, sparse matrix} of shape (n_samples, n_features)
-    y : ignored
+        The rows to reconstruct.
+    y : None
+        Ignored; present for the scorer signature.
 
     Returns
     -------
     score : float
+        Minus the mean squared reconstruction error: higher is better.
 
     Examples
     --------

@@ -37,6 +37,7 @@ def plot_embedding(Z, y=None, ax=None, **scatter_kwargs):
     Returns
     -------
     ax : matplotlib Axes
+        The axes drawn on.
     """
     Z = np.asarray(Z)
     if Z.ndim != 2 or Z.shape[1] not in (2, 3):
@@ -128,6 +129,7 @@ def plot_reconstructions(estimator, X, image_shape, n=10, *, vmin=None, vmax=Non
         mapping ``{row label: fitted estimator}``: one row of reconstructions
         per estimator, in the mapping's order, labelled by its key.
     X : array-like of shape (n_samples, n_features)
+        Images, flattened to rows.
     image_shape : tuple of int
         Shape of one image, e.g. ``(28, 28)``.
     n : int, default=10
@@ -154,6 +156,7 @@ def plot_code_lattice(estimator, image_shape, n=10, *, codes=None, vmin=None, vm
     Parameters
     ----------
     estimator : fitted transformer with ``inverse_transform`` and 2 components
+        Its decoder draws the images.
     image_shape : tuple of int
         Shape of one image, e.g. ``(28, 28)``.
     n : int, default=10
@@ -192,9 +195,13 @@ def plot_samples(vae, image_shape, n=16, random_state=None, *, vmin=None, vmax=N
     Parameters
     ----------
     vae : fitted VAETransformer
+        The model to sample from (``vae.sample``).
     image_shape : tuple of int
+        Shape of one image, e.g. ``(28, 28)``.
     n : int, default=16
+        How many samples.
     random_state : int, RandomState instance or None, default=None
+        Seeds the draws.
     vmin, vmax : float, default=None
         Grey range of all samples, e.g. 0 and 1 for a Bernoulli VAE; each
         sample is scaled to its own range if None.
@@ -214,9 +221,17 @@ def plot_samples(vae, image_shape, n=16, random_state=None, *, vmin=None, vmax=N
 def plot_loss_curve(estimator, ax=None):
     """Plot the training (and validation) loss per epoch of a fitted estimator.
 
+    Parameters
+    ----------
+    estimator : fitted AutoencoderTransformer or VAETransformer
+        Its ``loss_curve_`` (and ``validation_loss_curve_``, if any) are drawn.
+    ax : matplotlib Axes, default=None
+        Where to draw; a new figure's axes if None.
+
     Returns
     -------
     ax : matplotlib Axes
+        The axes drawn on, with a legend.
     """
     plt = _pyplot()
     if ax is None:
@@ -237,6 +252,19 @@ def reconstruction_r2(estimator, X):
 
     For PCA this is the explained variance ratio summed over components; it
     measures any reducer with ``inverse_transform`` on the same scale.
+
+    Parameters
+    ----------
+    estimator : fitted transformer with ``inverse_transform``
+        The reducer to measure.
+    X : array-like of shape (n_samples, n_features)
+        The rows to reconstruct.
+
+    Returns
+    -------
+    r2 : float
+        1 for a perfect reconstruction, 0 for reconstructing every row by
+        the mean of ``X``.
     """
     X = np.asarray(X, dtype=np.float64)
     residual = estimator.inverse_transform(estimator.transform(X)) - X
@@ -254,13 +282,16 @@ def plot_reconstruction_curve(X, estimators=None, n_components=(2, 5, 10), X_tes
         Unfitted reducers, cloned and fitted at each ``n_components``;
         ``{"PCA": PCA()}`` if None. Add e.g. ``AutoencoderTransformer()``.
     n_components : sequence of int, default=(2, 5, 10)
+        The code sizes on the horizontal axis.
     X_test : array-like, default=None
         Where R2 is measured; ``X`` if None.
     ax : matplotlib Axes, default=None
+        Where to draw; a new figure's axes if None.
 
     Returns
     -------
     ax : matplotlib Axes
+        One line per reducer, with a legend.
     """
     plt = _pyplot()
     estimators = {"PCA": PCA()} if estimators is None else estimators
