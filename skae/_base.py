@@ -12,10 +12,12 @@ import abc
 import copy
 import functools
 import numbers
+import os
 
 import numpy as np
 import scipy.sparse as sp
 import torch
+from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_array
@@ -157,13 +159,13 @@ class BaseAutoencoder(
     )
 
     @property
-    def mean_(self):
+    def mean_(self) -> np.ndarray:
         """Per-feature mean of the rows counted in ``n_samples_seen_`` (float64), as PCA's."""
         check_is_fitted(self)
         return self._state.mean.copy()
 
     @property
-    def noise_variance_(self):
+    def noise_variance_(self) -> float:
         """Reconstruction error per feature on the training data, as PCA's ``noise_variance_``.
 
         The mean squared error of ``inverse_transform(transform(X))`` over
@@ -174,7 +176,7 @@ class BaseAutoencoder(
         return self._state.training_error
 
     @property
-    def reconstruction_r2_(self):
+    def reconstruction_r2_(self) -> float:
         """Share of the training data's variance the reconstruction explains.
 
         ``1 - noise_variance_ / mean feature variance`` over the same rows as
@@ -186,7 +188,7 @@ class BaseAutoencoder(
         return 1.0 - self._state.training_error / variance if variance > 0 else 0.0
 
     @property
-    def n_components_(self):
+    def n_components_(self) -> int:
         """Size of the code, as PCA's ``n_components_``."""
         check_is_fitted(self)
         return self._state.spec.n_components
@@ -242,7 +244,7 @@ class BaseAutoencoder(
     # ---------------------------------------------------------------- fitting
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None):
+    def fit(self, X: ArrayLike, y: None = None) -> "BaseAutoencoder":
         """Train the autoencoder on ``X``.
 
         A transaction: a fit that fails (bad data or parameters, divergence,
@@ -266,7 +268,7 @@ class BaseAutoencoder(
         return self._fit(X, partial=False)
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y=None):
+    def partial_fit(self, X: ArrayLike, y: None = None) -> "BaseAutoencoder":
         """Train for one pass over ``X``; the first call builds the network.
 
         Every call checks every parameter (including those changed by
@@ -348,7 +350,7 @@ class BaseAutoencoder(
                 rows_per_block=rows_per_block,
             )
 
-    def transform(self, X):
+    def transform(self, X: ArrayLike) -> np.ndarray:
         """Encode ``X`` into its code (for a VAE, the posterior mean: deterministic).
 
         Parameters
@@ -364,7 +366,7 @@ class BaseAutoencoder(
         X = self._checked_input(X, reset=False)
         return self._map("encode", X, self._n_features_out)
 
-    def inverse_transform(self, X):
+    def inverse_transform(self, X: ArrayLike) -> np.ndarray:
         """Decode codes back to the space (and units) of the training data.
 
         For a VAE this is the decoder's mean of p(x | z).
@@ -401,7 +403,7 @@ class BaseAutoencoder(
             self._check_training_data(X)
         return X
 
-    def score_samples(self, X):
+    def score_samples(self, X: ArrayLike) -> np.ndarray:
         """Score each sample; higher is better.
 
         Parameters
@@ -416,7 +418,7 @@ class BaseAutoencoder(
         X = self._validate_scored(X)
         return self._map("score_samples", X, None, dtype=np.float64)
 
-    def score(self, X, y=None):
+    def score(self, X: ArrayLike, y: None = None) -> float:
         """Mean of :meth:`score_samples` over ``X``; higher is better.
 
         This lets ``GridSearchCV`` and ``cross_val_score`` compare settings
@@ -437,7 +439,7 @@ class BaseAutoencoder(
 
     # ----------------------------------------------------------- persistence
 
-    def save(self, path):
+    def save(self, path: str | os.PathLike) -> None:
         """Save the fitted estimator to ``path`` in skae's safe file format.
 
         Parameters go to JSON and tensors to safetensors in one file; loading

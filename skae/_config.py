@@ -25,7 +25,7 @@ def _config():
     return _local.config
 
 
-def get_config():
+def get_config() -> dict:
     """The current settings (see :func:`set_config`).
 
     Returns
@@ -37,7 +37,11 @@ def get_config():
     return dict(_config())
 
 
-def set_config(memory_budget=None, stream_block_rows=None, stream_window_blocks=None):
+def set_config(
+    memory_budget: int | None = None,
+    stream_block_rows: int | None = None,
+    stream_window_blocks: int | None = None,
+) -> None:
     """Change how skae handles data that may not fit in memory.
 
     Only the arguments given change; the settings are per thread.

@@ -9,6 +9,7 @@ Loading parses JSON and tensor bytes only, never a pickle.
 import hashlib
 import json
 import os
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -17,6 +18,9 @@ from ._device import resolve_device
 from ._initialization import seeded_model
 from ._params import NetworkSpec
 from ._state import FitState
+
+if TYPE_CHECKING:
+    from ._base import BaseAutoencoder
 
 FORMAT = "skae"
 FORMAT_VERSION = 2  # 2: n_samples_seen, mean, training_error and training_variance
@@ -198,7 +202,7 @@ def _read(path):
     return tensors, document
 
 
-def load(path, device=None):
+def load(path: str | os.PathLike, device: str | None = None) -> "BaseAutoencoder":
     """Load an estimator saved with :meth:`~skae.AutoencoderTransformer.save`.
 
     Only JSON and tensor data are read: no code in the file is run, so a

@@ -4,6 +4,9 @@ import numpy as np
 import torch
 from sklearn.utils import check_random_state
 
+# What a ``random_state`` parameter accepts (scikit-learn's convention).
+RandomStateLike = int | np.random.RandomState | None
+
 _SEED_LIMIT = np.iinfo(np.int32).max
 # Spreads the streams of consecutive calls of one seed apart.
 _STREAM_STRIDE = 7919

@@ -4,6 +4,7 @@ import numbers
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 from sklearn.utils.validation import check_is_fitted
 
 from ._autoencoder import AutoencoderTransformer
@@ -12,7 +13,7 @@ from ._compat import Interval, StrOptions
 from ._data import block_rows
 from ._docstrings import with_shared_descriptions
 from ._models import VariationalModel
-from ._random import seeded_generator, seeds
+from ._random import RandomStateLike, seeded_generator, seeds
 
 
 class VAETransformer(BaseAutoencoder):
@@ -283,14 +284,14 @@ class VAETransformer(BaseAutoencoder):
         return max(0, self.kl_warmup_epochs - state.n_iter)
 
     @property
-    def noise_variance_(self):
+    def noise_variance_(self) -> float:
         check_is_fitted(self)
         network = self._state.network
         if network.log_variance is None:
             return self._state.training_error
         return network.observation_variance()
 
-    def score_samples(self, X):
+    def score_samples(self, X: ArrayLike) -> np.ndarray:
         """The evidence lower bound (ELBO) of each sample, in nats.
 
         Deterministic: the reconstruction term is evaluated at the posterior
@@ -311,7 +312,9 @@ class VAETransformer(BaseAutoencoder):
         """
         return super().score_samples(X)
 
-    def iwae_log_likelihood(self, X, n_draws=100, random_state=None):
+    def iwae_log_likelihood(
+        self, X: ArrayLike, n_draws: int = 100, random_state: RandomStateLike = None
+    ) -> np.ndarray:
         """Importance-weighted estimate of log p(x) per sample, in nats.
 
         The IWAE bound of Burda et al. (2016) with ``n_draws`` samples from
@@ -346,7 +349,7 @@ class VAETransformer(BaseAutoencoder):
             generator=self._generator(random_state, self._state.device),
         )
 
-    def sample(self, n_samples=1, random_state=None):
+    def sample(self, n_samples: int = 1, random_state: RandomStateLike = None) -> np.ndarray:
         """Draw new data: codes from the prior N(0, I), decoded to their means.
 
         Parameters

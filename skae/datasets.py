@@ -45,7 +45,7 @@ def _read_idx(path, magic, n_dims):
     return data.reshape(shape)
 
 
-def load_mnist(data_home=None, return_X_y=False):
+def load_mnist(data_home: str | os.PathLike | None = None, return_X_y: bool = False):
     """Load the MNIST handwritten digits from IDX files on disk.
 
     Nothing is downloaded. The files ``train-images-idx3-ubyte``,

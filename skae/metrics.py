@@ -11,10 +11,12 @@ skae estimators, a Pipeline of them) the same way, in the data's units.
 
 import numpy as np
 import scipy.sparse as sp
+from numpy.typing import ArrayLike
+from sklearn.base import TransformerMixin
 from sklearn.utils.validation import check_array
 
 
-def reconstruction_error(estimator, X):
+def reconstruction_error(estimator: TransformerMixin, X: ArrayLike) -> float:
     """Mean squared error of ``estimator``'s reconstruction of ``X``, over all entries.
 
     Parameters
@@ -50,7 +52,7 @@ def reconstruction_error(estimator, X):
     return float(np.mean(residual**2))
 
 
-def neg_reconstruction_error(estimator, X, y=None):
+def neg_reconstruction_error(estimator: TransformerMixin, X: ArrayLike, y: None = None) -> float:
     """Scorer: minus :func:`reconstruction_error`, for ``scoring=`` (greater is better).
 
     Parameters

@@ -6,10 +6,21 @@ matplotlib Axes or Figure it drew on.
 """
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
-from sklearn.base import clone
+from numpy.typing import ArrayLike
+from sklearn.base import TransformerMixin, clone
 from sklearn.decomposition import PCA
+
+from ._random import RandomStateLike
+
+if TYPE_CHECKING:  # matplotlib is optional: only for the annotations
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+    from ._base import BaseAutoencoder
+    from ._vae import VAETransformer
 
 
 def _pyplot():
@@ -20,7 +31,9 @@ def _pyplot():
     return plt
 
 
-def plot_embedding(Z, y=None, ax=None, **scatter_kwargs):
+def plot_embedding(
+    Z: ArrayLike, y: ArrayLike | None = None, ax: "Axes | None" = None, **scatter_kwargs
+) -> "Axes":
     """Scatter a 2-D or 3-D code, coloured by label.
 
     Parameters
@@ -119,7 +132,15 @@ def _image_grid(rows, image_shape, titles=None, cmap="gray_r", vmin=None, vmax=N
     return fig
 
 
-def plot_reconstructions(estimator, X, image_shape, n=10, *, vmin=None, vmax=None):
+def plot_reconstructions(
+    estimator: "TransformerMixin | Mapping[str, TransformerMixin]",
+    X: ArrayLike,
+    image_shape: tuple,
+    n: int = 10,
+    *,
+    vmin: float | None = None,
+    vmax: float | None = None,
+) -> "Figure":
     """Show ``n`` images of ``X`` above their reconstructions by one or more estimators.
 
     Parameters
@@ -150,7 +171,15 @@ def plot_reconstructions(estimator, X, image_shape, n=10, *, vmin=None, vmax=Non
     return _image_grid(rows, image_shape, titles=titles, vmin=vmin, vmax=vmax)
 
 
-def plot_code_lattice(estimator, image_shape, n=10, *, codes=None, vmin=None, vmax=None):
+def plot_code_lattice(
+    estimator: TransformerMixin,
+    image_shape: tuple,
+    n: int = 10,
+    *,
+    codes: ArrayLike | None = None,
+    vmin: float | None = None,
+    vmax: float | None = None,
+) -> "Figure":
     """Decode an ``n`` x ``n`` lattice of points spanning a 2-D code space: walk the map.
 
     Parameters
@@ -189,7 +218,15 @@ def plot_code_lattice(estimator, image_shape, n=10, *, codes=None, vmin=None, vm
     return _image_grid(rows, image_shape, vmin=vmin, vmax=vmax)
 
 
-def plot_samples(vae, image_shape, n=16, random_state=None, *, vmin=None, vmax=None):
+def plot_samples(
+    vae: "VAETransformer",
+    image_shape: tuple,
+    n: int = 16,
+    random_state: RandomStateLike = None,
+    *,
+    vmin: float | None = None,
+    vmax: float | None = None,
+) -> "Figure":
     """Show ``n`` images drawn from a fitted VAE's prior, in a near-square grid.
 
     Parameters
@@ -218,7 +255,7 @@ def plot_samples(vae, image_shape, n=16, random_state=None, *, vmin=None, vmax=N
     return _image_grid(rows, image_shape, vmin=vmin, vmax=vmax)
 
 
-def plot_loss_curve(estimator, ax=None):
+def plot_loss_curve(estimator: "BaseAutoencoder", ax: "Axes | None" = None) -> "Axes":
     """Plot the training (and validation) loss per epoch of a fitted estimator.
 
     Parameters
@@ -247,7 +284,7 @@ def plot_loss_curve(estimator, ax=None):
     return ax
 
 
-def reconstruction_r2(estimator, X):
+def reconstruction_r2(estimator: TransformerMixin, X: ArrayLike) -> float:
     """1 - SSE / SST of ``estimator``'s reconstruction of ``X``.
 
     For PCA this is the explained variance ratio summed over components; it
@@ -271,7 +308,13 @@ def reconstruction_r2(estimator, X):
     return 1.0 - np.sum(residual**2) / np.sum((X - X.mean(axis=0)) ** 2)
 
 
-def plot_reconstruction_curve(X, estimators=None, n_components=(2, 5, 10), X_test=None, ax=None):
+def plot_reconstruction_curve(
+    X: ArrayLike,
+    estimators: "Mapping[str, TransformerMixin] | None" = None,
+    n_components: tuple = (2, 5, 10),
+    X_test: ArrayLike | None = None,
+    ax: "Axes | None" = None,
+) -> "Axes":
     """Reconstruction R2 against the number of components, for several reducers.
 
     Parameters

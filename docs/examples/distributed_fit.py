@@ -79,6 +79,9 @@ def main():
         )
         model.save(args.output)
         print(f"saved {args.output}")
+    # Tear down together: a rank that leaves while another still works can
+    # abort in gloo's teardown ("terminate called without an active exception").
+    dist.barrier()
     dist.destroy_process_group()
 
 
