@@ -107,6 +107,7 @@ def make_skae(X, device):
     estimator = AutoencoderTransformer(
         n_components=N_COMPONENTS,
         hidden_layer_sizes=HIDDEN_LAYER_SIZES,
+        activation="relu",
         output_activation="sigmoid",
         linear_shortcut=False,  # the same network as the other rows
         batch_size=BATCH_SIZE,

@@ -184,8 +184,9 @@ class AutoencoderTransformer(BaseAutoencoder):
         Per-feature mean of those rows (float64), as PCA's.
     noise_variance_ : float
         Mean squared reconstruction error per feature on the last fitting
-        call's training rows, in the units of ``X`` squared (PCA's is the
-        variance its components leave out, per feature).
+        call's training rows (at most 2,048, evenly spaced), in the units of
+        ``X`` squared (PCA's is the variance its components leave out, per
+        feature).
     reconstruction_r2_ : float
         Share of those rows' variance the reconstruction explains:
         ``1 - noise_variance_ / mean feature variance``, what

@@ -169,8 +169,10 @@ class BaseAutoencoder(
         """Reconstruction error per feature on the training data, as PCA's ``noise_variance_``.
 
         The mean squared error of ``inverse_transform(transform(X))`` over
-        the last fitting call's rows (a spread sample of blocks for data
-        streamed from beyond the memory budget), in the data's units squared.
+        the last fitting call's rows (at most 2,048 of them, evenly spaced,
+        so that every ``partial_fit`` pays a bounded cost; a spread sample of
+        blocks for data streamed from beyond the memory budget), in the
+        data's units squared.
         """
         check_is_fitted(self)
         return self._state.training_error

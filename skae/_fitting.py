@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 import torch
 
+from ._data import RowSource
 from ._device import resolve_device
 from ._distributed import Alone, current_group
 from ._initialization import seeded_model, start_from_pca
@@ -336,32 +337,43 @@ def _conclude(
     return messages
 
 
+# The end-of-call summary (noise_variance_, reconstruction_r2_) reads at most
+# this many evenly spaced rows held in memory: a bounded cost per partial_fit.
+_SUMMARY_ROWS = 2048
+
+
+def _summary_batches(source, batch_size, group):
+    """The rows a call's summary is measured on, in batches (see :func:`_reconstruction_of`)."""
+    source = source.comparison_sample()
+    source = getattr(source, "rows", source)  # a GraphSource's own rows
+    if isinstance(source, RowSource) and len(source) > _SUMMARY_ROWS:
+        if group.rank == 0:  # every rank holds every row; one counts them
+            yield source.take(torch.linspace(0, len(source) - 1, _SUMMARY_ROWS).round().long())
+        return
+    yield from source.sequential_batches(batch_size, group)
+
+
 @torch.inference_mode()
 def _reconstruction_of(network, source, batch_size, group):
     """Mean squared reconstruction error and mean feature variance of ``source``'s rows.
 
-    One forward pass in evaluation mode over the rows the start and end of a
-    fit are compared on (all rows in memory; spread-out blocks of streamed
-    data), summed in float64 over every rank.
+    One forward pass in evaluation mode over at most ``_SUMMARY_ROWS``
+    evenly spaced rows held in memory, or the spread-out blocks of streamed
+    data the start and end of a fit are compared on, summed in float64 over
+    every rank.
     """
-    source = getattr(source.comparison_sample(), "rows", source.comparison_sample())
     network.eval()
-    squared_error, n, sums, squares = 0.0, 0, 0.0, 0.0
-    for batch in source.sequential_batches(batch_size, group):
+    n_features = network.output_layer.center.numel()
+    squared_error, n = 0.0, 0
+    sums = torch.zeros(n_features, dtype=torch.float64)
+    squares = torch.zeros(n_features, dtype=torch.float64)
+    for batch in _summary_batches(source, batch_size, group):
         reconstruction = network.decode(network.encode(batch))
         squared_error += float((reconstruction.double() - batch.double()).square().sum())
         n += batch.shape[0]
-        sums = sums + batch.double().sum(dim=0)
-        squares = squares + batch.double().square().sum(dim=0)
-    n_features = network.output_layer.center.numel()
-    totals = group.sum(
-        [
-            squared_error,
-            n,
-            *torch.as_tensor(sums).reshape(-1).tolist(),
-            *torch.as_tensor(squares).reshape(-1).tolist(),
-        ]
-    )
+        sums += batch.double().sum(dim=0).cpu()
+        squares += batch.double().square().sum(dim=0).cpu()
+    totals = group.sum([squared_error, n, *sums.tolist(), *squares.tolist()])
     squared_error, n = totals[0], totals[1]
     sums = torch.tensor(totals[2 : 2 + n_features], dtype=torch.float64)
     squares = torch.tensor(totals[2 + n_features :], dtype=torch.float64)

@@ -257,3 +257,12 @@ def test_auto_early_stopping_is_off_with_the_neighbour_objective(make_estimator,
     X = np.random.RandomState(0).uniform(size=(150, 6))
     estimator = make_estimator(early_stopping="auto", neighbor_weight=1.0, n_neighbors=5)
     assert estimator.fit(X).validation_loss_curve_ is None
+
+
+def test_the_training_summary_of_large_data_reads_a_bounded_spread_sample(make_estimator):
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(5000, 8)) @ rng.normal(size=(8, 8))  # above the 2,048-row bound
+    estimator = make_estimator(n_components=3, early_stopping=False).fit(X)
+    error = np.mean((estimator.inverse_transform(estimator.transform(X)) - X) ** 2)
+    r2 = 1 - error / X.var(axis=0).mean()
+    assert estimator.reconstruction_r2_ == pytest.approx(r2, abs=0.02)
