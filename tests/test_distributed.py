@@ -99,6 +99,9 @@ def run_scenarios(rank, world_size, init_file, out_dir):
             except ValueError as error:
                 result = {"error": str(error)}
             torch.save(result, os.path.join(out_dir, f"{name}-{rank}.pt"))
+        # Leave together: a rank that tears gloo down while the other still
+        # works can abort ("terminate called without an active exception").
+        dist.barrier()
     except BaseException:
         with open(os.path.join(out_dir, f"crash-{rank}.txt"), "w") as file:
             file.write(traceback.format_exc())
