@@ -110,18 +110,25 @@ def test_error(network, X_test):
 
 
 class TimedAutoencoder(AutoencoderTransformer):
-    """Records the test error before every epoch, and the training time it took to get there.
+    """Records a measure of the network before every epoch, and the training time to get there.
 
-    Uses the estimator's per-epoch hook; the evaluations' own time is not
-    counted. Set ``_X_test`` before fitting.
+    Uses the estimator's per-epoch hook; the measurements' own time is not
+    counted. Call :meth:`timed_fit` (``measure(network)`` returns what is
+    recorded: by default the test reconstruction error).
     """
+
+    def timed_fit(self, X, X_test, measure=None):
+        """Fit on ``X``; return the training seconds (measurements excluded)."""
+        self._measure = measure or (lambda network: test_error(network, X_test))
+        self._trace, self._evaluating = [], 0.0
+        self._started = time.perf_counter()
+        self.fit(X)
+        return time.perf_counter() - self._started - self._evaluating
 
     def _epoch_hook(self, state, epoch):
         super()._epoch_hook(state, epoch)
         now = time.perf_counter()
-        self._trace.append(
-            (now - self._started - self._evaluating, test_error(state.network, self._X_test))
-        )
+        self._trace.append((now - self._started - self._evaluating, self._measure(state.network)))
         self._evaluating += time.perf_counter() - now
 
 
@@ -135,12 +142,9 @@ def time_to_quality(trace, final_error, fit_seconds):
 
 def evaluate(params, k, X_train, X_test, y_train, y_test, pca_error):
     model = TimedAutoencoder(n_components=k, random_state=SEED, **params)
-    model._X_test, model._trace, model._evaluating = X_test, [], 0.0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        model._started = time.perf_counter()
-        model.fit(X_train)
-        fit_seconds = time.perf_counter() - model._started - model._evaluating
+        fit_seconds = model.timed_fit(X_train, X_test)
     reconstruction = model.inverse_transform(model.transform(X_test))
     error = float(np.mean((reconstruction - X_test) ** 2))
     knn = KNeighborsClassifier(5).fit(model.transform(X_train), y_train)
