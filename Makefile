@@ -22,12 +22,13 @@ test: $(PY)
 
 # The use-case scripts of docs/examples (MNIST from SKAE_DATA_HOME); each
 # rewrites its PNG in docs/images. The bench extra brings umap-learn, which
-# neighbor_map compares with.
+# neighbor_map compares with; the onnx extra serves onnx_export.
 EXAMPLES := mnist_embedding mnist_reconstructions conv_vs_dense denoising_digits neighbor_map \
+	compare_with_pca onnx_export \
 	vae_samples features_gridsearch
 
 examples: $(PY)
-	$(PY) -m pip install -q -e ".[plot,bench]"
+	$(PY) -m pip install -q -e ".[plot,bench,onnx]"
 	set -e; for name in $(EXAMPLES); do $(PY) docs/examples/$$name.py; done
 
 bench: $(PY)

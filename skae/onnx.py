@@ -32,6 +32,7 @@ True
 
 import copy
 import io
+import logging
 import warnings
 
 import torch
@@ -88,20 +89,32 @@ def exported_graph(estimator, inverse=False, opset=EXPORT_OPSET):
     network = copy.deepcopy(estimator._state.on_cpu().network).float().eval()
     width = estimator._state.spec.n_components if inverse else estimator.n_features_in_
     example = torch.zeros(2, width)
+    # The exporter logs notes on its own internals (e.g. that torchvision's
+    # operators are skipped) as warnings; quiet them for this call only.
+    registration = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = registration.level
+    registration.setLevel(logging.ERROR)
     with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")  # the exporter's notes on its own internals
-        program = torch.onnx.export(
-            _Direction(network, inverse),
-            (example,),
-            dynamo=True,
-            opset_version=opset,
-            dynamic_shapes=({0: torch.export.Dim("n_samples")},),
-            verbose=False,
-            optimize=True,
-        )
+        warnings.simplefilter("ignore")
+        try:
+            program = _export(network, inverse, example, opset)
+        finally:
+            registration.setLevel(level)
     buffer = io.BytesIO()
     program.save(buffer)
     return onnx.load_from_string(buffer.getvalue())
+
+
+def _export(network, inverse, example, opset):
+    return torch.onnx.export(
+        _Direction(network, inverse),
+        (example,),
+        dynamo=True,
+        opset_version=opset,
+        dynamic_shapes=({0: torch.export.Dim("n_samples")},),
+        verbose=False,
+        optimize=True,
+    )
 
 
 def _shape_calculator(operator):
