@@ -26,7 +26,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._compat import Interval, StrOptions, _fit_context, validate_data
 from ._data import map_rows
 from ._fitting import fit_call
-from ._inputs import check_float32_range
+from ._inputs import check_float32_range, in_unit_interval
 from ._neighbors import kernel_parameters
 from ._networks import ACTIVATIONS, OUTPUT_ACTIVATIONS, dense_encoder_decoder
 from ._persistence import save_estimator
@@ -36,8 +36,8 @@ from ._warnings import warn_at_caller
 
 def check_unit_interval(X, what):
     """Raise a ValueError unless every value of ``X`` lies in [0, 1]."""
-    values = X.data if sp.issparse(X) else X
-    if values.size and (values.min() < 0 or values.max() > 1):
+    if not in_unit_interval(X):
+        values = X.data if sp.issparse(X) else X
         raise ValueError(
             f"{what} needs data in [0, 1]; got values from {float(values.min())!r} "
             f"to {float(values.max())!r}. Scale the data (e.g. MinMaxScaler) first."

@@ -65,12 +65,13 @@ def resolved_output_activation(estimator, X, previous=None):
         return estimator.output_activation
     if previous is not None:
         return previous.spec.output_activation
-    return "sigmoid" if _in_unit_interval(X) else "linear"
+    return "sigmoid" if in_unit_interval(X) else "linear"
 
 
-def _in_unit_interval(X):
+def in_unit_interval(X):
+    """Whether every value of ``X`` (an array, sparse matrix or ArrayReader) lies in [0, 1]."""
     if isinstance(X, ArrayReader):
-        return all(_in_unit_interval(X.read(start, stop)) for start, stop in X.blocks())
+        return all(in_unit_interval(X.read(start, stop)) for start, stop in X.blocks())
     values = X.data if sp.issparse(X) else X  # implicit zeros lie in [0, 1]
     return not values.size or (values.min() >= 0 and values.max() <= 1)
 

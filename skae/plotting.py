@@ -14,6 +14,7 @@ from sklearn.base import TransformerMixin, clone
 from sklearn.decomposition import PCA
 
 from ._random import RandomStateLike
+from .metrics import reconstruction_error
 
 if TYPE_CHECKING:  # matplotlib is optional: only for the annotations
     from matplotlib.axes import Axes
@@ -304,8 +305,7 @@ def reconstruction_r2(estimator: TransformerMixin, X: ArrayLike) -> float:
         the mean of ``X``.
     """
     X = np.asarray(X, dtype=np.float64)
-    residual = estimator.inverse_transform(estimator.transform(X)) - X
-    return 1.0 - np.sum(residual**2) / np.sum((X - X.mean(axis=0)) ** 2)
+    return 1.0 - reconstruction_error(estimator, X) / X.var(axis=0).mean()
 
 
 def plot_reconstruction_curve(
