@@ -7,7 +7,7 @@ else
 PY := .venv/bin/python
 endif
 
-.PHONY: demo test examples bench lint
+.PHONY: demo test examples docs bench lint
 
 $(PY):
 	$(PYTHON) -m venv .venv
@@ -30,6 +30,16 @@ EXAMPLES := mnist_embedding mnist_reconstructions conv_vs_dense denoising_digits
 examples: $(PY)
 	$(PY) -m pip install -q -e ".[plot,bench,onnx]"
 	set -e; for name in $(EXAMPLES); do $(PY) docs/examples/$$name.py; done
+
+# The documentation site, into docs/_build/html: it runs every gallery example
+# (the MNIST ones need SKAE_DATA_HOME, else they are shown without output),
+# fails on any warning, then checks the built site (links, images, search,
+# gallery output; headless Chromium when installed). DOCS_CHECK=--require-browser
+# makes a missing browser an error (CI).
+docs: $(PY)
+	$(PY) -m pip install -q -e ".[docs]"
+	$(PY) -m sphinx -b html -W --keep-going docs docs/_build/html
+	$(PY) docs/check_site.py $(DOCS_CHECK)
 
 bench: $(PY)
 	$(PY) -m pip install -q -e ".[bench]"

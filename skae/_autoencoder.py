@@ -180,7 +180,7 @@ class AutoencoderTransformer(BaseAutoencoder):
     n_samples_seen_ : int
         Rows passed to the fitting calls since the network was built
         (``partial_fit`` and warm-started fits add to it), as IncrementalPCA's.
-    mean_ : ndarray of shape (n_features_in_,)
+    mean_ : ndarray of shape (n_features,)
         Per-feature mean of those rows (float64), as PCA's.
     noise_variance_ : float
         Mean squared reconstruction error per feature on the last fitting
@@ -193,7 +193,7 @@ class AutoencoderTransformer(BaseAutoencoder):
         ``PCA.explained_variance_ratio_.sum()`` is for PCA.
     n_features_in_ : int
         Number of features seen during ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (n_features,)
         Feature names, when ``X`` has string column names.
 
     See Also

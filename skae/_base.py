@@ -380,7 +380,7 @@ class BaseAutoencoder(
 
         Returns
         -------
-        X_original : ndarray of shape (n_samples, n_features_in_)
+        X_original : ndarray of shape (n_samples, n_features)
             The reconstructions, in the units of the training data.
         """
         check_is_fitted(self)

@@ -136,7 +136,7 @@ class VAETransformer(BaseAutoencoder):
     n_iter_ : int
     n_components_ : int
     n_samples_seen_ : int
-    mean_ : ndarray of shape (n_features_in_,)
+    mean_ : ndarray of shape (n_features,)
     noise_variance_ : float
         With ``likelihood="gaussian"``, the learned observation variance of
         p(x | z), in the units of ``X`` squared (PCA's noise variance is the
@@ -146,7 +146,7 @@ class VAETransformer(BaseAutoencoder):
         Share of the training rows' variance the reconstruction (the decoded
         posterior means) explains.
     n_features_in_ : int
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (n_features,)
 
     See Also
     --------
@@ -361,7 +361,7 @@ class VAETransformer(BaseAutoencoder):
 
         Returns
         -------
-        X_new : ndarray of shape (n_samples, n_features_in_)
+        X_new : ndarray of shape (n_samples, n_features)
             The decoder's mean of p(x | z) at codes drawn from the prior,
             in the units of the training data.
         """

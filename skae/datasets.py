@@ -8,6 +8,8 @@ import numpy as np
 from sklearn.datasets import get_data_home
 from sklearn.utils import Bunch
 
+__all__ = ["load_mnist"]
+
 _IMAGE_MAGIC = 2051
 _LABEL_MAGIC = 2049
 _SPLITS = {"train": "train", "test": "t10k"}

@@ -15,6 +15,8 @@ from numpy.typing import ArrayLike
 from sklearn.base import TransformerMixin
 from sklearn.utils.validation import check_array
 
+__all__ = ["neg_reconstruction_error", "reconstruction_error"]
+
 
 def reconstruction_error(estimator: TransformerMixin, X: ArrayLike) -> float:
     """Mean squared error of ``estimator``'s reconstruction of ``X``, over all entries.

@@ -16,6 +16,16 @@ from sklearn.decomposition import PCA
 from ._random import RandomStateLike
 from .metrics import reconstruction_error
 
+__all__ = [
+    "plot_code_lattice",
+    "plot_embedding",
+    "plot_loss_curve",
+    "plot_reconstruction_curve",
+    "plot_reconstructions",
+    "plot_samples",
+    "reconstruction_r2",
+]
+
 if TYPE_CHECKING:  # matplotlib is optional: only for the annotations
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure

@@ -5,10 +5,12 @@ The MNIST examples read MNIST from disk with ``skae.datasets.load_mnist``
 ``--data-home DIR`` or else ``SKAE_DATA_HOME``. Each script is run from the
 repository root as ``python docs/examples/<name>.py``; Python then puts this
 folder on ``sys.path``, which is how the scripts import this module. Figures
-go to ``docs/images/``.
+go to ``docs/images/``, except in the documentation's gallery (``make docs``
+sets ``SKAE_GALLERY``), which shows them on the example's page instead.
 """
 
 import argparse
+import os
 import time
 import warnings
 from pathlib import Path
@@ -34,7 +36,7 @@ def parse_args(doc, argv=None, data_home=True):
     With ``data_home``, the only option is ``--data-home DIR``, the folder of
     the MNIST IDX files (``SKAE_DATA_HOME`` if not given).
     """
-    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(doc or "").strip().split("\n", 1)[0])
     if data_home:
         parser.add_argument(
             "--data-home", default=None, help="folder of the MNIST IDX files (else SKAE_DATA_HOME)"
@@ -96,10 +98,21 @@ def maps_figure(panels, y):
     return fig
 
 
+def in_gallery():
+    """Whether the script runs inside the documentation's gallery build."""
+    return bool(os.environ.get("SKAE_GALLERY"))
+
+
 def save(fig, name, title=None, dpi=80):
-    """Save ``fig`` as ``docs/images/<name>``, titled, cropped to what it draws; close it."""
+    """Save ``fig`` as ``docs/images/<name>``, titled, cropped to what it draws; close it.
+
+    In the gallery the figure is only titled and left open: the gallery
+    draws it on the example's page, and ``docs/images`` stays as it is.
+    """
     if title:
         fig.suptitle(title, y=1.0, va="bottom")  # above the axes; kept by the tight crop
+    if in_gallery():
+        return
     IMAGES.mkdir(parents=True, exist_ok=True)
     path = IMAGES / name
     fig.savefig(path, dpi=dpi, bbox_inches="tight", pad_inches=0.08)

@@ -1,4 +1,6 @@
-"""PCA, the autoencoder and the VAE compared on one scale, by one grid search.
+"""
+PCA, the autoencoder and the VAE compared on one scale, by one grid search
+==========================================================================
 
 ``score`` means three things (PCA: a Gaussian log-likelihood; the
 autoencoder: minus the mean squared error; the VAE: an ELBO), so a search

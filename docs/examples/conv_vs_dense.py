@@ -1,4 +1,6 @@
-"""Convolutional against dense AutoencoderTransformer on MNIST, at 10 components.
+"""
+Convolutional against dense AutoencoderTransformer on MNIST, at 10 components
+=============================================================================
 
 Fits ``AutoencoderTransformer(architecture="conv", input_shape=(1, 28, 28))``
 and the default dense network on the same small subset of MNIST images,

@@ -1,4 +1,6 @@
-"""skae's main demo: PCA against autoencoders on scikit-learn's digits.
+"""
+skae's main demo: PCA against autoencoders on scikit-learn's digits
+===================================================================
 
 Fits PCA, AutoencoderTransformer and VAETransformer at 2 components on a
 training split and prints, for the test split, the reconstruction mean
@@ -10,6 +12,7 @@ Run it with ``make demo`` or ``python docs/examples/demo.py [--output DIR]``.
 """
 
 import argparse
+import os
 import time
 import warnings
 from pathlib import Path
@@ -76,8 +79,8 @@ def pyplot():
     return plt
 
 
-def save_embeddings(plt, results, labels, path):
-    """Save the 2-D codes side by side as a PNG."""
+def embeddings_figure(plt, results, labels):
+    """The 2-D codes side by side, coloured by digit."""
     fig, axes = plt.subplots(
         1, len(results), figsize=(4.5 * len(results), 4.5), layout="constrained"
     )
@@ -87,24 +90,22 @@ def save_embeddings(plt, results, labels, path):
         ax.set_xticks([])
         ax.set_yticks([])
     fig.colorbar(points, ax=axes, label="digit", ticks=range(10))
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    return fig
 
 
-def save_samples(plt, vae, path, n_rows=4, n_cols=8):
-    """Save a grid of images decoded from codes drawn from the VAE's prior."""
+def samples_figure(plt, vae, n_rows=4, n_cols=8):
+    """A grid of images decoded from codes drawn from the VAE's prior."""
     images = vae.sample(n_rows * n_cols, random_state=0).reshape(-1, 8, 8)
     fig, axes = plt.subplots(n_rows, n_cols, figsize=(n_cols, n_rows))
     for ax, image in zip(axes.ravel(), images, strict=True):
         ax.imshow(image, cmap="gray_r", vmin=0, vmax=16)
         ax.axis("off")
     fig.suptitle("VAETransformer: digits sampled from the prior")
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    return fig
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").strip().split("\n", 1)[0])
     parser.add_argument("--output", default="demo_output", help="folder for the PNG")
     parser.add_argument("--random-state", type=int, default=0)
     args = parser.parse_args(argv)
@@ -128,13 +129,25 @@ def main(argv=None):
     if plt is None:
         print("\nInstall matplotlib (pip install skae[plot]) to also save plots.")
         return
+    figures = {
+        "the 2-D embeddings of the test images": (
+            embeddings_figure(plt, results, y_test),
+            "digits_embeddings.png",
+        ),
+        "digits sampled from the VAE's prior": (
+            samples_figure(plt, fitted["VAETransformer"]),
+            "vae_samples.png",
+        ),
+    }
+    if os.environ.get("SKAE_GALLERY"):
+        return  # the documentation's gallery draws the open figures on the page
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
-    embeddings, samples = output / "digits_embeddings.png", output / "vae_samples.png"
-    save_embeddings(plt, results, y_test, embeddings)
-    save_samples(plt, fitted["VAETransformer"], samples)
-    print(f"\nSaved the 2-D embeddings of the test images to {embeddings.resolve()}")
-    print(f"Saved digits sampled from the VAE's prior to {samples.resolve()}")
+    print()
+    for what, (fig, name) in figures.items():
+        fig.savefig(output / name, dpi=100)
+        plt.close(fig)
+        print(f"Saved {what} to {(output / name).resolve()}")
 
 
 if __name__ == "__main__":

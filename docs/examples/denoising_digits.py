@@ -1,4 +1,6 @@
-"""Denoising autoencoder against a plain one on noisy handwritten digits.
+"""
+Denoising autoencoder against a plain one on noisy handwritten digits
+=====================================================================
 
 Trains two AutoencoderTransformers at 10 components on scikit-learn's
 digits scaled to [0, 1]: a plain one, and a denoising one

@@ -1,4 +1,6 @@
-"""Data-parallel training with torch.distributed: one model, several processes.
+"""
+Data-parallel training with torch.distributed: one model, several processes
+===========================================================================
 
 Launch with PyTorch's own launcher, which starts the processes and the
 process group's rendezvous::
@@ -34,7 +36,7 @@ from skae.datasets import load_mnist
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").strip().split("\n", 1)[0])
     parser.add_argument("--data-home", default=None, help="MNIST's folder (else SKAE_DATA_HOME)")
     parser.add_argument("--output", default="distributed_model.skae", help="where rank 0 saves")
     parser.add_argument("--backend", default="gloo", choices=["gloo", "nccl"])

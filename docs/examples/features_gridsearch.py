@@ -1,4 +1,6 @@
-"""Autoencoder codes as classifier features, tuned with GridSearchCV, against PCA.
+"""
+Autoencoder codes as classifier features, tuned with GridSearchCV, against PCA
+==============================================================================
 
 Puts an AutoencoderTransformer, then PCA, in front of a logistic regression
 in a ``Pipeline`` and picks ``reduce__n_components`` by 3-fold

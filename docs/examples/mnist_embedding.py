@@ -1,4 +1,6 @@
-"""2-D codes of MNIST digits: PCA, AutoencoderTransformer and VAETransformer.
+"""
+2-D codes of MNIST digits: PCA, AutoencoderTransformer and VAETransformer
+=========================================================================
 
 Fits each reducer at 2 components on a subset of MNIST images, plots the
 codes of held-out images coloured by digit in three panels, and prints the

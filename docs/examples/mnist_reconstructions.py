@@ -1,4 +1,6 @@
-"""MNIST reconstructions by PCA and AutoencoderTransformer at 2, 10 and 32 components.
+"""
+MNIST reconstructions by PCA and AutoencoderTransformer at 2, 10 and 32 components
+==================================================================================
 
 Fits PCA and an AutoencoderTransformer at each size on a subset of MNIST
 images, prints the mean squared reconstruction error on held-out images for

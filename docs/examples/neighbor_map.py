@@ -1,4 +1,6 @@
-"""Maps that keep neighbourhoods: 2-D codes of MNIST with the neighbour objective.
+"""
+Maps that keep neighbourhoods: 2-D codes of MNIST with the neighbour objective
+==============================================================================
 
 Fits PCA, an AutoencoderTransformer, an AutoencoderTransformer with the
 neighbour-preserving objective (``neighbor_weight``) and, when umap-learn is

@@ -1,4 +1,6 @@
-"""Deploy a Pipeline that contains an autoencoder with ONNX.
+"""
+Deploy a Pipeline that contains an autoencoder with ONNX
+========================================================
 
 Fits ``MinMaxScaler -> AutoencoderTransformer -> LogisticRegression`` on
 scikit-learn's digits, converts the whole Pipeline with skl2onnx (``import

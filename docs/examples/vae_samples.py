@@ -1,4 +1,6 @@
-"""New MNIST digits from a Bernoulli VAETransformer, and a map of its 2-D latent space.
+"""
+New MNIST digits from a Bernoulli VAETransformer, and a map of its 2-D latent space
+===================================================================================
 
 Fits ``VAETransformer(likelihood="bernoulli")`` (pixel intensities in [0, 1];
 its decoder always ends in a sigmoid, so ``output_activation`` needs no
