@@ -31,13 +31,15 @@ examples: $(PY)
 	$(PY) -m pip install -q -e ".[plot,bench,onnx]"
 	set -e; for name in $(EXAMPLES); do $(PY) docs/examples/$$name.py; done
 
-# The documentation site, into docs/_build/html: it runs every gallery example
+# The documentation site, into docs/_build/html, from scratch (what Sphinx and
+# the gallery generate is removed first, as in a fresh clone): it runs every gallery example
 # (the MNIST ones need SKAE_DATA_HOME, else they are shown without output),
 # fails on any warning, then checks the built site (links, images, search,
-# gallery output; headless Chromium when installed). DOCS_CHECK=--require-browser
-# makes a missing browser an error (CI).
+# gallery output; headless Chromium when installed). DOCS_CHECK=--strict
+# makes a missing browser, or MNIST examples that could not run, errors (CI).
 docs: $(PY)
 	$(PY) -m pip install -q -e ".[docs]"
+	rm -rf docs/_build docs/auto_examples docs/generated docs/benchmarks/results docs/sg_execution_times.rst
 	$(PY) -m sphinx -b html -W --keep-going docs docs/_build/html
 	$(PY) docs/check_site.py $(DOCS_CHECK)
 

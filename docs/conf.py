@@ -14,12 +14,13 @@ import sys
 from pathlib import Path
 
 from skae import __version__
-from skae.datasets import load_mnist
 
 DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
-sys.path.insert(0, str(DOCS))  # the gallery's scraper, next to this file
+sys.path.insert(0, str(DOCS))  # gallery_data, next to this file
 sys.path.insert(0, str(DOCS / "examples"))  # the examples' shared module
+
+from gallery_data import NOT_IN_GALLERY, mnist_examples, mnist_found  # noqa: E402
 
 project = "skae"
 copyright = "2026, the skae developers"
@@ -108,32 +109,14 @@ _benchmark_result_pages()
 intersphinx_disabled_reftypes = ["*"]  # only explicit cross-references, e.g. :class:`sklearn:...`
 
 # The gallery: every example runs; MNIST ones only when the files are found.
-MNIST_EXAMPLES = [
-    "mnist_embedding",
-    "mnist_reconstructions",
-    "conv_vs_dense",
-    "denoising_digits",
-    "neighbor_map",
-    "vae_samples",
-]
-
-
-def _mnist_found():
-    try:
-        load_mnist(return_X_y=True)
-    except FileNotFoundError:
-        return False
-    return True
-
-
 _executed = r"\.py$"
-if not _mnist_found():
+if not mnist_found():
     print(
         "skae docs: MNIST's IDX files were not found (set SKAE_DATA_HOME); the MNIST "
         "examples are rendered without running them.",
         file=sys.stderr,
     )
-    _executed = r"/(?!(" + "|".join(MNIST_EXAMPLES) + r")\.py$)[^/]*\.py$"
+    _executed = r"/(?!(" + "|".join(mnist_examples()) + r")\.py$)[^/]*\.py$"
 
 os.environ["SKAE_GALLERY"] = "1"  # the examples keep their figures open for the scraper
 sphinx_gallery_conf = {
@@ -143,7 +126,7 @@ sphinx_gallery_conf = {
     # Every build runs every example: an unchanged script's output goes stale
     # when skae or the examples' shared module changes.
     "run_stale_examples": True,
-    "ignore_pattern": r"(_shared|distributed_fit)\.py$",
+    "ignore_pattern": r"(^|/)(" + "|".join(NOT_IN_GALLERY) + r")\.py$",
     "within_subsection_order": "FileNameSortKey",
     "download_all_examples": False,
     "remove_config_comments": True,

@@ -77,7 +77,9 @@ grid = GridSearchCV(pipe, n_jobs=1, param_grid=param_grid)
 grid.fit(X, y)
 rmtree(cachedir)
 
-# The best C for each reducer and size, read by name from cv_results_.
+# The best C for each reducer and size, read by name from cv_results_: the
+# original's reshape by position assumes an order ParameterGrid does not keep
+# (it varies C slowest within each sub-grid), which mixes the reducers.
 results = pd.DataFrame(grid.cv_results_)
 results["reducer"] = results["param_reduce_dim"].map(lambda step: type(step).__name__)
 results["size"] = results["param_reduce_dim__n_components"].fillna(results["param_reduce_dim__k"])
