@@ -10,6 +10,7 @@ notice, when those are missing.
 """
 
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -20,7 +21,12 @@ ROOT = DOCS.parent
 sys.path.insert(0, str(DOCS))  # gallery_data, next to this file
 sys.path.insert(0, str(DOCS / "examples"))  # the examples' shared module
 
-from gallery_data import NOT_IN_GALLERY, mnist_examples, mnist_found  # noqa: E402
+from gallery_data import (  # noqa: E402
+    NOT_IN_GALLERY,
+    TightMatplotlibScraper,
+    mnist_examples,
+    mnist_found,
+)
 
 project = "skae"
 copyright = "2026, the skae developers"
@@ -106,7 +112,12 @@ def _benchmark_result_pages():
 
 
 _benchmark_result_pages()
-intersphinx_disabled_reftypes = ["*"]  # only explicit cross-references, e.g. :class:`sklearn:...`
+
+# Every cross-reference must resolve (with -W, a broken one fails the build),
+# except those to other projects, which resolve only when their inventories do.
+nitpicky = True
+nitpick_ignore_regex = [(r"py:.*", r"(sklearn|numpy|np|scipy|torch|pandas|matplotlib|dask)\b.*")]
+toc_object_entries_show_parents = "hide"
 
 # The gallery: every example runs; MNIST ones only when the files are found.
 _executed = r"\.py$"
@@ -116,7 +127,8 @@ if not mnist_found():
         "examples are rendered without running them.",
         file=sys.stderr,
     )
-    _executed = r"/(?!(" + "|".join(mnist_examples()) + r")\.py$)[^/]*\.py$"
+    skipped = "|".join(re.escape(stem) for stem in mnist_examples())
+    _executed = r"/(?!(" + skipped + r")\.py$)[^/]*\.py$"
 
 os.environ["SKAE_GALLERY"] = "1"  # the examples keep their figures open for the scraper
 sphinx_gallery_conf = {
@@ -133,7 +145,7 @@ sphinx_gallery_conf = {
     "capture_repr": (),
     "matplotlib_animations": False,
     "reset_modules": ("matplotlib",),
-    "image_scrapers": ("matplotlib",),
+    "image_scrapers": (TightMatplotlibScraper(),),
     "min_reported_time": 1,
     "doc_module": ("skae",),
     "backreferences_dir": "generated/backreferences",

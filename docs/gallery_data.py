@@ -7,6 +7,8 @@ are found) and ``check_site.py`` (which then expects no output from them).
 import re
 from pathlib import Path
 
+from sphinx_gallery.scrapers import matplotlib_scraper
+
 from skae.datasets import load_mnist
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"
@@ -33,3 +35,20 @@ def mnist_found():
     except FileNotFoundError:
         return False
     return True
+
+
+class TightMatplotlibScraper:
+    """sphinx-gallery's matplotlib scraper, saving figures cropped to what they draw.
+
+    The examples title their figures above the axes (``_shared.save``), where
+    only a tight crop keeps the title. A class, not a function, so that
+    Sphinx can pickle the configuration that holds it.
+    """
+
+    def __repr__(self):
+        return "TightMatplotlibScraper"
+
+    def __call__(self, block, block_vars, gallery_conf):
+        return matplotlib_scraper(
+            block, block_vars, gallery_conf, bbox_inches="tight", pad_inches=0.08
+        )

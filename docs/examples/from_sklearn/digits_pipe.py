@@ -17,7 +17,9 @@ What the swap changes:
 - An autoencoder's components are not ordered by variance, so it has no
   ``explained_variance_ratio_``. The top panel draws instead the share of
   variance that each size of code reconstructs, ``reconstruction_r2_``,
-  for both (for PCA it equals ``explained_variance_ratio_.sum()``).
+  for both (for PCA it equals ``explained_variance_ratio_.sum()``),
+  measured on the standardised digits the pipeline's reducer sees (the
+  original draws PCA's spectrum of the raw pixels).
 - The pipeline caches fitted reducers (``memory=``), so each autoencoder
   is trained once per fold and size, not once more for each ``C``.
 """
