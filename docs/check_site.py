@@ -11,7 +11,8 @@ Two passes over ``docs/_build/html``:
 2. The pages a reader starts from (home, gallery, an example, the API, a
    class's page, Moving from PCA, and a search) are opened in headless Chromium through
    Playwright, served from 127.0.0.1: they must render with no JavaScript
-   error and no broken image, and a search must list the estimator.
+   error, no broken image and no table wider than the page, and a search
+   must list the estimator.
    Screenshots go to ``docs/_build/screenshots``. Chromium is found at
    ``--chromium`` or ``/usr/bin/chromium`` (Debian's ``chromium`` package);
    without it, or without Playwright, this pass is skipped with a notice,
@@ -227,6 +228,12 @@ def check_in_browser(chromium):
                     ".filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src)"
                 )
                 problems += [f"browser: {url}: image not drawn: {src}" for src in broken]
+                clipped = view.evaluate(
+                    "Array.from(document.querySelectorAll('.pst-scrollable-table-container'))"
+                    ".filter(e => e.scrollWidth > e.clientWidth + 1).length"
+                )
+                if clipped:
+                    problems.append(f"browser: {url}: {clipped} tables wider than the page")
                 problems += [f"browser: {url}: JavaScript error: {e}" for e in errors]
                 if not view.locator("main h1").first.is_visible():
                     problems.append(f"browser: {url}: no visible title")

@@ -153,7 +153,13 @@ sphinx_gallery_conf = {
 
 html_theme = "pydata_sphinx_theme"
 html_title = f"skae {version}"
-html_static_path = []
+html_static_path = ["_static"]
+html_css_files = ["skae.css"]
+# Single pages with no sub-pages: no empty navigation column beside them.
+html_sidebars = {
+    page: []
+    for page in ["getting_started", "user_guide", "moving_from_pca", "changelog", "development"]
+}
 html_theme_options = {
     "navigation_with_keys": False,
     "show_prev_next": False,
