@@ -137,7 +137,7 @@ def check_search_index():
 def check_gallery(not_run=()):
     """Each example has a page with its printed output, and its figures where it draws.
 
-    The scripts named in ``not_run`` must have a page, but no output.
+    The scripts named in ``not_run`` (they could not run) need only a page.
     """
     problems = []
     for script in gallery_scripts():

@@ -7,8 +7,6 @@ are found) and ``check_site.py`` (which then expects no output from them).
 import re
 from pathlib import Path
 
-from sphinx_gallery.scrapers import matplotlib_scraper
-
 from skae.datasets import load_mnist
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"
@@ -49,6 +47,8 @@ class TightMatplotlibScraper:
         return "TightMatplotlibScraper"
 
     def __call__(self, block, block_vars, gallery_conf):
+        from sphinx_gallery.scrapers import matplotlib_scraper
+
         return matplotlib_scraper(
             block, block_vars, gallery_conf, bbox_inches="tight", pad_inches=0.08
         )
