@@ -775,8 +775,9 @@ def test_cuda_model_pickles_to_cpu(make_autoencoder, digits_X):
     assert restored.device_ == torch.device("cpu")
     assert all(p.device.type == "cpu" for p in restored.encoder_.parameters())
     assert_allclose(restored.transform(digits_X), codes, rtol=1e-4, atol=1e-4)
-    restored.partial_fit(digits_X)  # and keeps training, on the CPU
-    assert restored.device_ == torch.device("cpu")
+    # Continuing training goes back to the device the parameters ask for.
+    restored.partial_fit(digits_X)
+    assert restored.device_.type == "cuda"
     # Pickling does not move the original off the GPU.
     assert ae.device_.type == "cuda"
     assert all(p.device.type == "cuda" for p in ae.encoder_.parameters())
