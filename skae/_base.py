@@ -31,6 +31,7 @@ from ._neighbors import kernel_parameters
 from ._networks import ACTIVATIONS, OUTPUT_ACTIVATIONS, dense_encoder_decoder
 from ._persistence import save_estimator
 from ._sources import ArrayReader, is_out_of_core
+from ._training import OPTIMIZERS
 from ._warnings import warn_at_caller
 
 
@@ -80,7 +81,7 @@ class BaseAutoencoder(
         "conv_channels": ["array-like"],
         "noise": [None, StrOptions({"gaussian", "masking"})],
         "noise_level": [Interval(numbers.Real, 0, None, closed="left")],
-        "optimizer": [StrOptions({"adam", "adamw", "sgd", "rmsprop"})],
+        "optimizer": [StrOptions(set(OPTIMIZERS))],
         "learning_rate": [Interval(numbers.Real, 0, None, closed="neither")],
         "learning_rate_schedule": [StrOptions({"constant", "cosine"})],
         "weight_decay": [Interval(numbers.Real, 0, None, closed="left")],
@@ -441,21 +442,27 @@ class BaseAutoencoder(
 
     # ----------------------------------------------------------- persistence
 
-    def save(self, path: str | os.PathLike) -> None:
+    def save(self, path: str | os.PathLike, *, key: str | bytes | None = None) -> None:
         """Save the fitted estimator to ``path`` in skae's safe file format.
 
-        Parameters go to JSON and tensors to safetensors in one file; loading
-        it with :func:`skae.load` runs no code from the file, unlike pickle
-        or joblib. The model transforms and continues training
-        (``partial_fit``, ``warm_start``) exactly as before it was saved.
+        Parameters go to JSON and tensors to safetensors in one file, sealed
+        with a SHA-256 of both; loading it with :func:`skae.load` runs no
+        code from the file, unlike pickle or joblib, and checks all of it.
+        The model transforms and continues training (``partial_fit``,
+        ``warm_start``) exactly as before it was saved.
 
         Parameters
         ----------
         path : str or path-like
-            Where to write the file (conventionally ``*.skae``).
+            Where to write the file (conventionally ``*.skae``). Its folder
+            must exist.
+        key : str or bytes, default=None
+            A secret to sign the file with (HMAC-SHA256): ``skae.load(path,
+            key=...)`` then refuses a file that anyone without the key has
+            changed. Without a key the SHA-256 detects accidental damage only.
         """
         check_is_fitted(self)
-        save_estimator(self, path)
+        save_estimator(self, path, key=key)
 
     def __getstate__(self):
         state = dict(super().__getstate__())

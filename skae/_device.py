@@ -6,7 +6,16 @@ import torch
 
 from ._distributed import local_rank_device
 
-_DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+_DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:[0-9]+)?")
+
+
+def check_device_name(spec):
+    """Raise a ValueError unless ``spec`` is a valid ``device`` value (whether or not it exists)."""
+    # fullmatch: a pattern ending in "$" would also accept "cpu\n".
+    if not isinstance(spec, str) or not _DEVICE_PATTERN.fullmatch(spec):
+        raise ValueError(
+            f"device={spec!r} is not valid: use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'."
+        )
 
 
 def resolve_device(spec):
@@ -26,10 +35,7 @@ def resolve_device(spec):
         When ``spec`` is not one of those, or names a device this machine
         does not have. A request for a GPU never silently falls back to the CPU.
     """
-    if not isinstance(spec, str) or not _DEVICE_PATTERN.match(spec):
-        raise ValueError(
-            f"device={spec!r} is not valid: use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'."
-        )
+    check_device_name(spec)
     if spec == "auto":
         local = local_rank_device()
         if local is not None:

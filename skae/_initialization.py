@@ -162,6 +162,17 @@ def seeded_model(build, seed):
     return reset_parameters(model, seeded_generator(seed))
 
 
+def network_layout(build):
+    """``{name: (shape, dtype)}`` of the state of ``build()``'s float32 model.
+
+    Built on PyTorch's "meta" device, which allocates nothing: the layout of
+    a network of any size costs milliseconds.
+    """
+    with torch.device("meta"), torch.random.fork_rng(devices=[]):
+        model = build().float()
+    return {name: (tuple(t.shape), t.dtype) for name, t in model.state_dict().items()}
+
+
 def start_from_pca(model, X, data_scales, n_components, seed):
     """Start ``model``'s linear paths (or its linear layers) as a whitened PCA of ``X``.
 

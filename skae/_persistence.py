@@ -1,12 +1,20 @@
-"""A file format for fitted estimators that runs no code when loaded.
+"""A file format for fitted estimators that runs no code and trusts nothing when loaded.
 
 One safetensors file: the network's weights and buffers and the optimiser's
 state as tensors; the class name, parameters, fitted attributes and format
-version as JSON in the file's metadata, with a SHA-256 of the tensors.
-Loading parses JSON and tensor bytes only, never a pickle.
+version as JSON in the file's metadata. Format 3 seals the whole file with
+one SHA-256 over header and tensors (and, when saved with a key, an
+HMAC-SHA256); format 2 files (tensors checksummed, header not) still load.
+
+Loading parses JSON and tensor bytes only, never a pickle, and checks the
+whole file against itself before building anything: every field's type and
+range, the network's tensors against the network the header describes (its
+shapes found on PyTorch's "meta" device, where nothing is allocated), the
+optimiser's state against the optimiser it names. Whatever is wrong is a
+``ValueError`` naming the field.
 """
 
-import hashlib
+import collections.abc
 import json
 import os
 from typing import TYPE_CHECKING
@@ -14,102 +22,112 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from ._device import resolve_device
-from ._initialization import seeded_model
-from ._params import NetworkSpec
+from ._device import check_device_name, resolve_device
+from ._file_checks import (
+    MAX_INT,
+    FileContentError,
+    digest,
+    field,
+    integer,
+    number,
+    numbers,
+    only_keys,
+    parse_json,
+    same_digest,
+    update_with_tensors,
+)
+from ._initialization import network_layout, seeded_model
+from ._networks import OUTPUT_ACTIVATIONS
+from ._optimizer_state import TENSOR_PREFIX as _OPTIMIZER
+from ._optimizer_state import checked_state, split_state
+from ._params import NetworkSpec, check_params
 from ._state import FitState
 
 if TYPE_CHECKING:
     from ._base import BaseAutoencoder
 
 FORMAT = "skae"
-FORMAT_VERSION = 2  # 2: n_samples_seen, mean, training_error and training_variance
+# 3: one digest over header and tensors, optionally keyed (HMAC).
+# 2: n_samples_seen, mean, training_error and training_variance; tensors-only checksum.
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (2, 3)
 _NETWORK = "network."
-_OPTIMIZER = "optimizer."
 
 
 # ------------------------------------------------------------- JSON values
 
 
 def _encode(value):
-    """``value`` (a parameter) as JSON, tagging what JSON cannot say itself."""
+    """``value`` (a parameter) as JSON, tagging what JSON cannot say itself.
+
+    Sequences (tuples, ranges, arrays) are stored as tuples: what ``fit``
+    makes of them, so whatever ``fit`` accepted, ``save`` writes.
+    """
     if isinstance(value, np.random.RandomState):
         name, keys, position, has_gauss, cached = value.get_state()
         return {"__random_state__": [name, keys.tolist(), position, has_gauss, cached]}
-    if isinstance(value, (tuple, np.ndarray)):
-        return {"__tuple__": [_encode(item) for item in value]}
     if isinstance(value, list):
         return [_encode(item) for item in value]
     if isinstance(value, np.generic):
         return value.item()
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
+    if isinstance(value, (collections.abc.Sequence, np.ndarray)) or hasattr(value, "__array__"):
+        return {"__tuple__": [_encode(item) for item in np.asarray(value, dtype=object).tolist()]}
     raise TypeError(f"cannot save a parameter of type {type(value).__name__}: {value!r}")
 
 
 def _decode(value):
     if isinstance(value, dict) and "__tuple__" in value:
-        return tuple(_decode(item) for item in value["__tuple__"])
+        only_keys(value, ("__tuple__",), "a tuple")
+        items = value["__tuple__"]
+        if not isinstance(items, list):
+            raise FileContentError("a tuple must hold a list")
+        return tuple(_decode(item) for item in items)
     if isinstance(value, dict) and "__random_state__" in value:
-        name, keys, position, has_gauss, cached = value["__random_state__"]
-        random_state = np.random.RandomState()
-        random_state.set_state(
-            (name, np.asarray(keys, dtype=np.uint32), position, has_gauss, cached)
-        )
-        return random_state
+        only_keys(value, ("__random_state__",), "a random state")
+        return _random_state(value["__random_state__"])
+    if isinstance(value, dict):
+        raise FileContentError(f"unexpected JSON object with fields {sorted(value)[:5]}")
     if isinstance(value, list):
         return [_decode(item) for item in value]
     return value
 
 
-# ---------------------------------------------------------------- tensors
+def _random_state(values):
+    """A ``RandomState`` from its saved state, every entry checked first."""
+    if not isinstance(values, list) or len(values) != 5:
+        raise FileContentError("a random state must be a list of 5 entries")
+    name, keys, position, has_gauss, cached = values
+    if name != "MT19937":
+        raise FileContentError(f"a random state must be MT19937; got {name!r:.40}")
+    if not isinstance(keys, list) or len(keys) != 624:
+        raise FileContentError("a random state needs 624 keys")
+    keys = [integer(key, "a random state's key", 0, 2**32 - 1) for key in keys]
+    random_state = np.random.RandomState()
+    random_state.set_state(
+        (
+            name,
+            np.asarray(keys, dtype=np.uint32),
+            integer(position, "a random state's position", 0, 624),
+            integer(has_gauss, "a random state's has_gauss", 0, 1),
+            number(cached, "a random state's cached value"),
+        )
+    )
+    return random_state
 
 
-def _optimizer_tensors(optimizer_state):
-    """Split an optimiser's ``state_dict`` into tensors and a JSON-ready rest."""
-    groups = [
-        {k: _encode(v) for k, v in group.items()} for group in optimizer_state["param_groups"]
-    ]
-    tensors, rest = {}, {"param_groups": groups, "state": {}}
-    for index, values in optimizer_state["state"].items():
-        rest["state"][str(index)] = {}
-        for name, value in values.items():
-            if isinstance(value, torch.Tensor):
-                tensors[f"{_OPTIMIZER}{index}.{name}"] = value
-            else:
-                rest["state"][str(index)][name] = _encode(value)
-    return tensors, rest
+# ------------------------------------------------------------------- save
 
 
-def _optimizer_state(tensors, rest):
-    state = {
-        int(index): {k: _decode(v) for k, v in values.items()}
-        for index, values in rest["state"].items()
-    }
-    for key, value in tensors.items():
-        if key.startswith(_OPTIMIZER):
-            index, name = key[len(_OPTIMIZER) :].split(".", 1)
-            state[int(index)][name] = value
-    groups = [{k: _decode(v) for k, v in group.items()} for group in rest["param_groups"]]
-    return {"state": state, "param_groups": groups}
-
-
-def _checksum(tensors):
-    digest = hashlib.sha256()
-    for name in sorted(tensors):
-        tensor = tensors[name]
-        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
-        digest.update(tensor.contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
-
-
-# ------------------------------------------------------------- save, load
-
-
-def save_estimator(estimator, path):
+def save_estimator(estimator, path, key=None):
     """Write fitted ``estimator`` to ``path`` (see :meth:`BaseAutoencoder.save`)."""
     from safetensors.torch import save_file
 
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"Cannot save to {path!r}: the folder {directory!r} does not exist.")
     state = estimator._state.on_cpu()
     tensors = {
         _NETWORK + name: value.detach().clone().contiguous()
@@ -117,7 +135,7 @@ def save_estimator(estimator, path):
     }
     optimizer = None
     if state.optimizer_state is not None:
-        optimizer_tensors, optimizer = _optimizer_tensors(state.optimizer_state)
+        optimizer_tensors, optimizer = split_state(state.optimizer_state, _encode)
         tensors.update({k: v.detach().clone().contiguous() for k, v in optimizer_tensors.items()})
     names = getattr(estimator, "feature_names_in_", None)
     document = {
@@ -125,7 +143,7 @@ def save_estimator(estimator, path):
         "params": {k: _encode(v) for k, v in estimator.get_params(deep=False).items()},
         "n_features_in": estimator.n_features_in_,
         "feature_names_in": None if names is None else [str(name) for name in names],
-        "spec": _encode_spec(state.spec),
+        "spec": {k: _encode(v) for k, v in state.spec.to_dict().items()},
         "model_attributes": _model_attributes(state.network),
         "optimizer_name": state.optimizer_name,
         "optimizer": optimizer,
@@ -142,28 +160,43 @@ def save_estimator(estimator, path):
     metadata = {
         "format": FORMAT,
         "format_version": str(FORMAT_VERSION),
-        "estimator": json.dumps(document),
-        "sha256": _checksum(tensors),
+        "estimator": json.dumps(document, allow_nan=False),
     }
-    save_file(tensors, os.fspath(path), metadata=metadata)
-
-
-def _encode_spec(spec):
-    return {k: _encode(v) for k, v in spec.to_dict().items()}
+    metadata["sha256"] = digest(metadata, tensors)
+    if key is not None:
+        metadata["hmac"] = digest(metadata, tensors, key)
+    save_file(tensors, path, metadata=metadata)
 
 
 # What the estimator sets in a model besides its shape (see _configure_model
-# and the KL warm-up); the shape itself comes from the spec.
-_MODEL_SETTINGS = (
-    "noise",
-    "noise_level",
-    "sparsity",
-    "beta",
-    "kl_weight",
-    "neighbor_weight",
-    "kernel_a",
-    "kernel_b",
-)
+# and the KL warm-up); the shape itself comes from the spec. Each with the
+# check its saved value must pass.
+def _non_negative(name, value):
+    return number(value, name, low=0)
+
+
+def _positive(name, value):
+    if number(value, name) <= 0:
+        raise FileContentError(f"{name} must be positive; got {value!r}")
+    return float(value)
+
+
+def _noise(name, value):
+    if value not in (None, "gaussian", "masking"):
+        raise FileContentError(f"{name} must be null, 'gaussian' or 'masking'; got {value!r:.40}")
+    return value
+
+
+_MODEL_SETTINGS = {
+    "noise": _noise,
+    "noise_level": _non_negative,
+    "sparsity": _non_negative,
+    "beta": _non_negative,
+    "kl_weight": _non_negative,
+    "neighbor_weight": _non_negative,
+    "kernel_a": _positive,
+    "kernel_b": _positive,
+}
 
 
 def _model_attributes(network):
@@ -171,42 +204,75 @@ def _model_attributes(network):
     return {name: getattr(network, name) for name in _MODEL_SETTINGS if hasattr(network, name)}
 
 
+# ------------------------------------------------------------------- load
+
+
 def _read(path):
-    """The tensors and metadata of the file at ``path``, checked."""
+    """The tensors and metadata of the file at ``path``, unchecked."""
     from safetensors import safe_open
 
-    path = os.fspath(path)
     try:
         with safe_open(path, framework="pt", device="cpu") as file:
             metadata = file.metadata() or {}
             tensors = {name: file.get_tensor(name) for name in file.keys()}
-    except FileNotFoundError:
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
         raise
     except Exception as error:
         raise ValueError(
             f"{path!r} is not a skae model file, or it is truncated or corrupted ({error})."
         ) from None
+    return tensors, metadata
+
+
+def _check_integrity(path, metadata, tensors, key):
+    """Raise unless the file is a skae file whose digest (and key) match."""
     if metadata.get("format") != FORMAT:
         raise ValueError(f"{path!r} is a safetensors file but not a skae model file.")
-    if metadata.get("format_version") != str(FORMAT_VERSION):
+    version = metadata.get("format_version")
+    if version not in [str(v) for v in READABLE_VERSIONS]:
         raise ValueError(
-            f"{path!r} has skae file format version {metadata.get('format_version')}; "
-            f"this version of skae reads version {FORMAT_VERSION}."
+            f"{path!r} has skae file format version {str(version)[:20]}; this version of skae "
+            f"reads versions {', '.join(map(str, READABLE_VERSIONS))}."
         )
-    if _checksum(tensors) != metadata.get("sha256"):
-        raise ValueError(f"{path!r} is corrupted: its tensors do not match their checksum.")
-    try:
-        document = json.loads(metadata["estimator"])
-    except (KeyError, ValueError) as error:
-        raise ValueError(f"{path!r} holds an invalid skae model description ({error!r}).") from None
-    return tensors, document
+    if version == "2":
+        if not same_digest(_tensor_checksum(tensors), metadata.get("sha256")):
+            raise ValueError(f"{path!r} is corrupted: its tensors do not match their checksum.")
+        if key is not None:
+            raise ValueError(
+                f"{path!r} is in format version 2, which has no signature: it cannot be "
+                "checked against a key. Load it without one, and save it again with a key."
+            )
+        return
+    if not same_digest(digest(metadata, tensors), metadata.get("sha256")):
+        raise ValueError(f"{path!r} is corrupted: its contents do not match their checksum.")
+    if key is not None:
+        if "hmac" not in metadata:
+            raise ValueError(f"{path!r} was saved without a key: it cannot be authenticated.")
+        if not same_digest(digest(metadata, tensors, key), metadata.get("hmac")):
+            raise ValueError(
+                f"{path!r} was not saved with this key, or was changed after it was saved."
+            )
 
 
-def load(path: str | os.PathLike, device: str | None = None) -> "BaseAutoencoder":
+def _tensor_checksum(tensors):
+    """Format 2's checksum: SHA-256 of the tensors alone."""
+    import hashlib
+
+    hasher = hashlib.sha256()
+    update_with_tensors(hasher, tensors)
+    return hasher.hexdigest()
+
+
+def load(
+    path: str | os.PathLike, device: str | None = None, *, key: str | bytes | None = None
+) -> "BaseAutoencoder":
     """Load an estimator saved with :meth:`~skae.AutoencoderTransformer.save`.
 
-    Only JSON and tensor data are read: no code in the file is run, so a
-    file from elsewhere is safe to load (unlike a pickle or joblib file).
+    Only JSON and tensor data are read: no code in the file is run, and the
+    whole file is checked against itself (every field's type and range, the
+    tensors against the network and optimiser the header describes) before
+    anything is built from it, so a damaged or doctored file is an error,
+    never a crash or a silently different model.
 
     Parameters
     ----------
@@ -216,6 +282,12 @@ def load(path: str | os.PathLike, device: str | None = None) -> "BaseAutoencoder
         Where to put the network: None for the CPU, or any value of the
         estimators' ``device`` parameter ("auto", "cuda", ...). A model
         trained on a GPU loads on a CPU-only machine.
+    key : str or bytes, default=None
+        The key the file was saved with (``save(path, key=...)``): the file
+        must carry an HMAC-SHA256 made with that key, so a file changed by
+        anyone without the key is refused. None checks the file's SHA-256,
+        which detects accidental corruption only (whoever edits a file can
+        recompute it).
 
     Returns
     -------
@@ -226,114 +298,217 @@ def load(path: str | os.PathLike, device: str | None = None) -> "BaseAutoencoder
     Raises
     ------
     ValueError
-        When the file is not a skae model file, is of another format version,
-        or is truncated or corrupted.
+        When the file is not a skae model file, is of an unknown format
+        version, is truncated, corrupted or inconsistent, or does not match
+        ``key``.
+    OSError
+        When the file cannot be read (``FileNotFoundError`` when missing).
     """
-    tensors, document = _read(path)
+    path = os.fspath(path)
+    target = resolve_device("cpu" if device is None else device)
+    tensors, metadata = _read(path)
+    _check_integrity(path, metadata, tensors, key)
     try:
+        document = parse_json(metadata.get("estimator"), "the model description")
         estimator = _estimator(document, tensors)
-    except (KeyError, TypeError, AttributeError, IndexError, ValueError) as error:
-        raise ValueError(
-            f"{os.fspath(path)!r} holds an invalid skae model description ({error!r})."
-        ) from None
-    estimator._state.place(resolve_device("cpu" if device is None else device))
+    except (FileContentError, KeyError, TypeError, ValueError, OverflowError) as error:
+        raise ValueError(f"{path!r} holds an invalid skae model description ({error}).") from None
+    estimator._state.place(target)
     return estimator
+
+
+_DOCUMENT_FIELDS = (
+    "class",
+    "params",
+    "n_features_in",
+    "feature_names_in",
+    "spec",
+    "model_attributes",
+    "optimizer_name",
+    "optimizer",
+    "loss_curve",
+    "validation_loss_curve",
+    "best_loss",
+    "n_iter",
+    "pretrain_loss_curves",
+    "n_samples_seen",
+    "mean",
+    "training_error",
+    "training_variance",
+)
 
 
 def _estimator(document, tensors):
     """The fitted estimator that ``document`` and ``tensors`` describe, checked."""
     from . import AutoencoderTransformer, VAETransformer
-    from ._params import check_params
 
+    only_keys(document, _DOCUMENT_FIELDS, "the description")
     classes = {cls.__name__: cls for cls in (AutoencoderTransformer, VAETransformer)}
-    if document["class"] not in classes:
-        raise ValueError(f"unknown estimator {document['class']!r}")
-    estimator = classes[document["class"]](**{k: _decode(v) for k, v in document["params"].items()})
-    check_params(estimator, check_device=False)
-    spec = NetworkSpec.from_dict({k: _decode(v) for k, v in document["spec"].items()})
-    curves = _checked_curves(document)
-    optimizer = document["optimizer"]
+    name = field(document, "class")
+    if not isinstance(name, str) or name not in classes:
+        raise FileContentError(f"unknown estimator {name!r:.60}")
+    cls = classes[name]
+    estimator = _checked_estimator(cls, _decoded_object(field(document, "params"), "params"))
+    spec = _checked_spec(cls, _decoded_object(field(document, "spec"), "spec"))
+    n_features = spec.n_features
+    if integer(field(document, "n_features_in"), "n_features_in", 1) != n_features:
+        raise FileContentError("n_features_in does not match the network")
+    counts = _checked_counts(document, n_features)  # bounds n_features by the file's size
+    unknown = [t for t in tensors if not t.startswith((_NETWORK, _OPTIMIZER))]
+    if unknown:
+        raise FileContentError(f"unknown tensors {sorted(unknown)[:5]}")
+    network = _network(estimator, spec, tensors, field(document, "model_attributes"))
     estimator._state = FitState(
-        network=_network(estimator, spec, tensors, document["model_attributes"]),
+        network=network,
         spec=spec,
         device=torch.device("cpu"),
-        optimizer_name=document["optimizer_name"],
-        optimizer_state=None if optimizer is None else _optimizer_state(tensors, optimizer),
-        **curves,
-        **_checked_counts(document, spec.n_features),
+        **_checked_optimizer(document, network, tensors),
+        **_checked_curves(document),
+        **counts,
     )
-    estimator.n_features_in_ = int(document["n_features_in"])
-    if estimator.n_features_in_ != spec.n_features:
-        raise ValueError("n_features_in does not match the network")
-    if document["feature_names_in"] is not None:
-        names = np.asarray(document["feature_names_in"], dtype=object)
-        if names.shape != (spec.n_features,):
-            raise ValueError("feature_names_in does not match the network")
-        estimator.feature_names_in_ = names
+    estimator.n_features_in_ = n_features
+    names = field(document, "feature_names_in")
+    if names is not None:
+        if not isinstance(names, list) or len(names) != n_features:
+            raise FileContentError("feature_names_in does not match the network")
+        if not all(isinstance(name, str) for name in names):
+            raise FileContentError("feature_names_in must be strings")
+        estimator.feature_names_in_ = np.asarray(names, dtype=object)
     return estimator
 
 
+def _decoded_object(values, where):
+    if not isinstance(values, dict):
+        raise FileContentError(f"{where} must be a JSON object")
+    return {name: _decode(value) for name, value in values.items()}
+
+
+def _checked_estimator(cls, params):
+    """``cls(**params)`` with every parameter checked as ``fit`` checks them."""
+    unknown = sorted(set(params) - set(cls._get_param_names()))
+    if unknown:
+        raise FileContentError(f"unknown parameters {unknown[:5]}")
+    estimator = cls(**params)
+    # The device need not exist here (a GPU-trained model loads anywhere).
+    check_params(estimator, check_device=False)
+    check_device_name(estimator.device)
+    return estimator
+
+
+def _checked_spec(cls, values):
+    """The network spec ``values`` describe, checked by the parameters' own checks."""
+    fields = NetworkSpec.__dataclass_fields__
+    only_keys(values, fields, "spec")
+    missing = sorted(set(fields) - set(values))
+    if missing:
+        raise FileContentError(f"spec has no {missing}")
+    n_features = integer(values["n_features"], "spec.n_features", 1)
+    objective = values["objective"]
+    if (
+        not isinstance(objective, list)
+        or not all(isinstance(pair, list) and len(pair) == 2 for pair in objective)
+        or sorted(str(pair[0]) for pair in objective) != sorted(cls._model_params)
+    ):
+        raise FileContentError(f"spec.objective must name {sorted(cls._model_params)}")
+    if values["output_activation"] not in OUTPUT_ACTIVATIONS:
+        raise FileContentError(f"spec.output_activation must be one of {OUTPUT_ACTIVATIONS}")
+    shaping = {n: v for n, v in values.items() if n not in ("n_features", "objective")}
+    shaping["conv_channels"] = shaping["conv_channels"] or (1,)  # None for dense networks
+    probe = _checked_estimator(cls, {**shaping, **dict(objective)})
+    spec = NetworkSpec.from_estimator(probe, n_features, values["output_activation"])
+    if spec != NetworkSpec.from_dict(values):
+        raise FileContentError("spec is inconsistent (e.g. input_shape without conv)")
+    return spec
+
+
 def _checked_counts(document, n_features):
-    """``n_samples_seen`` and ``mean`` of ``document``, checked."""
-    n_samples_seen, mean = document["n_samples_seen"], document["mean"]
-    if (
-        not isinstance(n_samples_seen, int)
-        or isinstance(n_samples_seen, bool)
-        or (n_samples_seen < 1)
-    ):
-        raise ValueError(f"n_samples_seen must be a positive int; got {n_samples_seen!r}")
-    if (
-        not isinstance(mean, list)
-        or len(mean) != n_features
-        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in mean)
-    ):
-        raise ValueError(f"mean must be a list of {n_features} numbers")
-    summary = {name: document[name] for name in ("training_error", "training_variance")}
-    for name, value in summary.items():
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
-            raise ValueError(f"{name} must be a non-negative number; got {value!r}")
+    """``n_samples_seen``, ``mean`` and the summary of ``document``, checked."""
     return {
-        "n_samples_seen": n_samples_seen,
-        "mean": np.asarray(mean, dtype=np.float64),
-        **{name: float(value) for name, value in summary.items()},
+        "n_samples_seen": integer(field(document, "n_samples_seen"), "n_samples_seen", 1),
+        "mean": np.asarray(numbers(field(document, "mean"), "mean", n_features), dtype=np.float64),
+        "training_error": number(field(document, "training_error"), "training_error", 0),
+        "training_variance": number(field(document, "training_variance"), "training_variance", 0),
     }
 
 
 def _checked_curves(document):
     """The curves and counters of ``document``, consistent with each other."""
-
-    def numbers(values):
-        if not isinstance(values, list) or not all(isinstance(v, (int, float)) for v in values):
-            raise ValueError(f"expected a list of numbers, got {values!r}")
-        return [float(v) for v in values]
-
-    loss_curve = numbers(document["loss_curve"])
-    n_iter = document["n_iter"]
-    if not isinstance(n_iter, int) or isinstance(n_iter, bool) or n_iter != len(loss_curve):
-        raise ValueError(f"n_iter {n_iter!r} does not match the {len(loss_curve)} losses")
-    validation = document["validation_loss_curve"]
-    pretraining = document["pretrain_loss_curves"]
+    loss_curve = numbers(field(document, "loss_curve"), "loss_curve")
+    n_iter = integer(field(document, "n_iter"), "n_iter", 0)
+    if n_iter != len(loss_curve):
+        raise FileContentError(f"n_iter {n_iter} does not match the {len(loss_curve)} losses")
+    validation = field(document, "validation_loss_curve")
+    pretraining = field(document, "pretrain_loss_curves")
+    if pretraining is not None and not isinstance(pretraining, list):
+        raise FileContentError("pretrain_loss_curves must be a list of curves")
     return {
         "loss_curve": loss_curve,
-        "validation_loss_curve": None if validation is None else numbers(validation),
-        "best_loss": float(document["best_loss"]),
+        "validation_loss_curve": (
+            None if validation is None else numbers(validation, "validation_loss_curve")
+        ),
+        "best_loss": number(field(document, "best_loss"), "best_loss"),
         "n_iter": n_iter,
-        "pretrain_loss_curves": None if pretraining is None else [numbers(c) for c in pretraining],
+        "pretrain_loss_curves": (
+            None
+            if pretraining is None
+            else [numbers(curve, "pretrain_loss_curves") for curve in pretraining]
+        ),
+    }
+
+
+def _checked_optimizer(document, network, tensors):
+    name, rest = field(document, "optimizer_name"), field(document, "optimizer")
+    if (name is None) != (rest is None):
+        raise FileContentError("optimizer_name and optimizer must both be given, or neither")
+    found = {t: v for t, v in tensors.items() if t.startswith(_OPTIMIZER)}
+    if name is None:
+        if found:
+            raise FileContentError("optimiser tensors without an optimiser")
+        return {"optimizer_name": None, "optimizer_state": None}
+    return {
+        "optimizer_name": name,
+        "optimizer_state": checked_state(name, network, found, rest, _decode),
     }
 
 
 def _network(estimator, spec, tensors, attributes):
+    """The network ``spec`` describes, with the file's weights once they fit it exactly."""
     n = spec.n_features
-    network = seeded_model(
-        lambda: estimator._build_model(spec, np.zeros(n), 1.0, np.ones(n)), seed=0
-    )
+
+    def build():
+        return estimator._build_model(spec, np.zeros(n), 1.0, np.ones(n))
+
     weights = {k[len(_NETWORK) :]: v for k, v in tensors.items() if k.startswith(_NETWORK)}
-    try:
-        network.load_state_dict(weights)
-    except RuntimeError as error:
-        raise ValueError(f"the saved network does not match its description: {error}") from None
+    _check_weights(weights, network_layout(build))
+    network = seeded_model(build, seed=0)
+    network.load_state_dict(weights)
+    if not isinstance(attributes, dict):
+        raise FileContentError("model_attributes must be a JSON object")
     for name, value in attributes.items():
         if name not in _MODEL_SETTINGS or name not in vars(network):
-            raise ValueError(f"unknown model setting {name!r}")
-        setattr(network, name, value)
+            raise FileContentError(f"unknown model setting {name!r:.40}")
+        setattr(network, name, _MODEL_SETTINGS[name](f"model_attributes.{name}", value))
     return network.eval()
+
+
+def _check_weights(weights, layout):
+    """Raise unless ``weights`` are exactly the tensors ``layout`` lists, finite."""
+    missing, extra = sorted(set(layout) - set(weights)), sorted(set(weights) - set(layout))
+    if missing or extra:
+        raise FileContentError(
+            f"the saved network does not match its description: missing {missing[:5]}, "
+            f"unexpected {extra[:5]}"
+        )
+    for name, (shape, dtype) in layout.items():
+        tensor = weights[name]
+        if tuple(tensor.shape) != shape or tensor.dtype != dtype:
+            raise FileContentError(
+                f"the saved network does not match its description: {name} has shape "
+                f"{tuple(tensor.shape)} and dtype {tensor.dtype}, the network needs {shape} "
+                f"and {dtype}"
+            )
+        if tensor.is_floating_point():
+            if not bool(torch.isfinite(tensor).all()):
+                raise FileContentError(f"network weight {name} holds values that are not finite")
+        elif tensor.numel() and not 0 <= int(tensor.min()) <= int(tensor.max()) <= MAX_INT:
+            raise FileContentError(f"network buffer {name} holds a negative count")

@@ -21,6 +21,9 @@ class DivergenceError(FloatingPointError):
     """Raised when the training loss becomes NaN or infinite."""
 
 
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+
+
 def make_optimizer(name, parameters, learning_rate, weight_decay, device):
     """Build the optimiser called ``name`` for ``parameters`` on ``device``.
 

@@ -1,0 +1,166 @@
+"""Reading a model file's header as hostile input: strict JSON, typed fields, a digest.
+
+Everything here raises :class:`FileContentError` (a ``ValueError``) naming
+the field at fault; nothing here builds a network or touches torch's
+optimisers. :func:`digest` is the integrity check of format 3: one SHA-256
+(or, with a key, HMAC-SHA256) over the header and every tensor.
+"""
+
+import hashlib
+import hmac
+import json
+import math
+import re
+
+import numpy as np
+import torch
+
+# Our documents nest 6 levels deep at most; a deeper one is not ours, and
+# parsing an unbounded depth recursively is how a small file exhausts the stack.
+MAX_DEPTH = 32
+# Integers in a file count things (epochs, rows, features, units): beyond
+# 2**62 none is real, and floats of larger ones overflow.
+MAX_INT = 1 << 62
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+
+
+class FileContentError(ValueError):
+    """A field of a model file is missing, of the wrong type or out of range."""
+
+
+def _finite_float(text):
+    value = float(text)
+    if not math.isfinite(value):
+        raise FileContentError(f"the number {text[:20]} is not finite")
+    return value
+
+
+def _bounded_int(text):
+    if len(text.lstrip("-")) > 19:
+        raise FileContentError(f"the integer {text[:20]}... is out of range")
+    value = int(text)
+    if abs(value) > MAX_INT:
+        raise FileContentError(f"the integer {value} is out of range")
+    return value
+
+
+def _no_constant(name):
+    raise FileContentError(f"{name} is not a finite number")
+
+
+def _nesting_depth(text):
+    """The deepest nesting of arrays and objects in JSON ``text``, strings skipped."""
+    data = np.frombuffer(_STRING.sub(b'""', text.encode()), dtype=np.uint8)
+    steps = np.isin(data, (ord("["), ord("{"))).astype(np.int64)
+    steps -= np.isin(data, (ord("]"), ord("}")))
+    return int(steps.cumsum().max(initial=0))
+
+
+def parse_json(text, what):
+    """``text`` parsed as strict JSON: finite numbers, bounded integers and depth.
+
+    Raises
+    ------
+    FileContentError
+        Naming ``what`` and the problem.
+    """
+    if not isinstance(text, str):
+        raise FileContentError(f"{what} is missing")
+    depth = _nesting_depth(text)
+    if depth > MAX_DEPTH:
+        raise FileContentError(f"{what} nests {depth} levels deep (at most {MAX_DEPTH})")
+    try:
+        return json.loads(
+            text,
+            parse_float=_finite_float,
+            parse_int=_bounded_int,
+            parse_constant=_no_constant,
+        )
+    except FileContentError as error:
+        raise FileContentError(f"{what}: {error}") from None
+    except ValueError as error:
+        raise FileContentError(f"{what} is not valid JSON ({error})") from None
+
+
+# ------------------------------------------------------------------ fields
+
+
+def field(document, name, where="the description"):
+    """``document[name]``, or an error saying it is missing."""
+    if not isinstance(document, dict):
+        raise FileContentError(f"{where} must be a JSON object, got {type(document).__name__}")
+    if name not in document:
+        raise FileContentError(f"{where} has no {name!r}")
+    return document[name]
+
+
+def only_keys(document, allowed, where):
+    """Raise unless ``document`` is an object whose keys all lie in ``allowed``."""
+    if not isinstance(document, dict):
+        raise FileContentError(f"{where} must be a JSON object, got {type(document).__name__}")
+    unknown = sorted(set(document) - set(allowed))
+    if unknown:
+        raise FileContentError(f"{where} has unknown fields {unknown}")
+
+
+def integer(value, name, low=0, high=MAX_INT):
+    """``value`` as an int in ``[low, high]``."""
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise FileContentError(f"{name} must be an integer in [{low}, {high}]; got {value!r}")
+    return value
+
+
+def number(value, name, low=-math.inf, high=math.inf):
+    """``value`` as a finite float in ``[low, high]``."""
+    if (
+        not isinstance(value, (int, float))
+        or isinstance(value, bool)
+        or not math.isfinite(value)
+        or not low <= value <= high
+    ):
+        raise FileContentError(f"{name} must be a finite number in [{low}, {high}]; got {value!r}")
+    return float(value)
+
+
+def numbers(values, name, length=None, low=-math.inf):
+    """``values`` as a list of finite floats (of ``length`` items when given)."""
+    if not isinstance(values, list) or (length is not None and len(values) != length):
+        size = "a list" if length is None else f"a list of {length}"
+        raise FileContentError(f"{name} must be {size} numbers")
+    return [number(value, f"an entry of {name}", low=low) for value in values]
+
+
+# ---------------------------------------------------------------- integrity
+
+
+def digest(metadata, tensors, key=None):
+    """The integrity digest of a file: its metadata (but the digests) and tensors.
+
+    SHA-256 without ``key``; HMAC-SHA256 with it (bytes or str). Each
+    tensor counts by name, dtype, shape and bytes, in name order.
+    """
+    hasher = hashlib.sha256() if key is None else hmac.new(_key_bytes(key), digestmod="sha256")
+    header = {name: value for name, value in metadata.items() if name not in ("sha256", "hmac")}
+    hasher.update(json.dumps(header, sort_keys=True).encode())
+    update_with_tensors(hasher, tensors)
+    return hasher.hexdigest()
+
+
+def update_with_tensors(hasher, tensors):
+    """Feed every tensor of ``tensors`` (name, dtype, shape, bytes) to ``hasher``."""
+    for name in sorted(tensors):
+        tensor = tensors[name]
+        hasher.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
+        hasher.update(tensor.contiguous().view(-1).view(dtype=torch.uint8).numpy().tobytes())
+
+
+def _key_bytes(key):
+    data = key.encode() if isinstance(key, str) else key
+    if isinstance(data, (bytes, bytearray)) and len(data) > 0:
+        return bytes(data)
+    raise ValueError(f"key must be a non-empty str or bytes; got {key!r:.40}.")
+
+
+def same_digest(expected, found):
+    """Compare two hex digests in constant time (``found`` may be anything)."""
+    return isinstance(found, str) and hmac.compare_digest(expected, found)
