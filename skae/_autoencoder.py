@@ -114,7 +114,9 @@ class AutoencoderTransformer(BaseAutoencoder):
     n_neighbors : int, default=15
         Neighbours per row in the graph (larger: more global structure).
     min_dist : float, default=0.1
-        How tightly neighbours may pack in the code space (UMAP's min_dist).
+        How tightly neighbours may pack in the code space (UMAP's min_dist),
+        in [0, 1]: UMAP's kernel is fitted for a spread of 1, and needs
+        ``min_dist <= spread``.
     early_stopping : bool or "auto", default="auto"
         Hold out ``validation_fraction`` of the data, stop when its loss has
         not improved for ``n_iter_no_change`` epochs, and restore the weights

@@ -100,7 +100,7 @@ class BaseAutoencoder(
         "pretrain_epochs": [Interval(numbers.Integral, 1, None, closed="left")],
         "neighbor_weight": [Interval(numbers.Real, 0, None, closed="left")],
         "n_neighbors": [Interval(numbers.Integral, 2, None, closed="left")],
-        "min_dist": [Interval(numbers.Real, 0, None, closed="left")],
+        "min_dist": [Interval(numbers.Real, 0, 1, closed="both")],
     }
 
     # Parameters of a subclass that shape its network (see NetworkSpec.objective).
@@ -240,8 +240,9 @@ class BaseAutoencoder(
         for data on disk or in a cluster (memmap, HDF5, zarr, dask), whose
         blocks are checked as they are read."""
         if is_out_of_core(X):
+            reader = ArrayReader(X)  # first: a 1-D or 3-D array is "not 2-D", not "no features"
             validate_data(self, X, skip_check_array=True, reset=reset)
-            return ArrayReader(X)
+            return reader
         return self._validate(X, reset=reset)
 
     # ---------------------------------------------------------------- fitting
@@ -301,9 +302,14 @@ class BaseAutoencoder(
         )
         try:
             outcome = fit_call(self, X, partial=partial)
-            # Before the commit: a warning turned into an error fails the call too.
-            for message in outcome.warnings:
-                warn_at_caller(message, ConvergenceWarning)
+            interrupted = outcome.interrupted
+            try:
+                # Before the commit: a warning turned into an error fails the call too.
+                for message in outcome.warnings:
+                    warn_at_caller(message, ConvergenceWarning)
+            except KeyboardInterrupt as interrupt:
+                # The epochs are complete: an interrupt now keeps them.
+                interrupted = interrupted or interrupt
         except BaseException:
             # One assignment: the fitted attributes as they were, the rest as it is.
             self.__dict__ = {
@@ -314,8 +320,8 @@ class BaseAutoencoder(
                 random_state.set_state(generator_state)
             raise
         self._state = outcome.state
-        if outcome.interrupted is not None:
-            raise outcome.interrupted
+        if interrupted is not None:
+            raise interrupted
         return self
 
     @classmethod

@@ -9,6 +9,7 @@ side (or the ranks of a process group on one machine) each take their budget.
 """
 
 import contextlib
+import numbers
 import threading
 
 _DEFAULTS = {
@@ -73,9 +74,9 @@ def set_config(
     for name, value in given.items():
         if value is None:
             continue
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
             raise ValueError(f"{name} must be a positive integer; got {value!r}.")
-        config[name] = value
+        config[name] = int(value)
 
 
 @contextlib.contextmanager

@@ -14,7 +14,7 @@ import torch
 from ._data import RowSource
 from ._device import resolve_device
 from ._distributed import Alone, current_group
-from ._initialization import seeded_model, start_from_pca
+from ._initialization import check_network_fits, seeded_model, start_from_pca
 from ._inputs import (
     check_blocks_per_rank,
     column_means,
@@ -29,7 +29,7 @@ from ._progress import EpochReport
 from ._random import seeded_generator, seeds
 from ._sources import ArrayReader
 from ._state import FitState
-from ._training import ConvergenceMonitor, Trainer, make_optimizer, run_epochs
+from ._training import ConvergenceMonitor, DivergenceError, Trainer, make_optimizer, run_epochs
 
 
 class FitOutcome(NamedTuple):
@@ -170,7 +170,9 @@ def _new_state(estimator, spec, scales, pca_rows, train_source, seed, device, pa
     ``scales`` are the data's centre and scales (see ``data_scale``);
     ``pca_rows`` the rows (or a random sample of them) the PCA start is fitted to.
     """
-    model = seeded_model(functools.partial(estimator._build_model, spec, *scales), seed)
+    build = functools.partial(estimator._build_model, spec, *scales)
+    check_network_fits(build, device)
+    model = seeded_model(build, seed)
     state = FitState(
         network=model.to(device),
         spec=spec,
@@ -249,7 +251,9 @@ def _train(estimator, state, train_source, validation, partial, continuing, trai
         state.n_iter,
         group,
     )
-    before = _Record(list(state.loss_curve), state.validation_loss_curve, state.n_iter)
+    before = _Record(
+        list(state.loss_curve), state.validation_loss_curve, state.n_iter, state.training_error
+    )
     report = EpochReport(
         type(estimator).__name__,
         state.n_iter,
@@ -303,6 +307,26 @@ class _Record(NamedTuple):
     loss_curve: list
     validation_loss_curve: list | None
     n_iter: int
+    training_error: float
+
+
+# A call that leaves the training reconstruction error above this multiple of
+# the data's variance (R^2 below -999; the mean alone gives 1x, the PCA start
+# at most 1x) has diverged even where every loss stayed finite, as a
+# partial_fit at learning_rate=1e3 does (error 0.7 -> 4e25).
+_WRECKED_ERROR_RATIO = 1e3
+
+
+def _check_not_wrecked(name, error_before, state):
+    """Raise DivergenceError when this call took the reconstruction far beyond the data."""
+    limit = _WRECKED_ERROR_RATIO * state.training_variance
+    if state.training_error > limit > 0 and not error_before > limit:
+        raise DivergenceError(
+            f"{name}'s reconstruction error on the training data went from "
+            f"{error_before:.3g} to {state.training_error:.3g}, over 1,000 times the data's "
+            f"variance ({state.training_variance:.3g}): training diverged. Try a lower "
+            "learning_rate; the model is kept as it was."
+        )
 
 
 def _conclude(
@@ -326,6 +350,7 @@ def _conclude(
     state.training_error, state.training_variance = _reconstruction_of(
         state.network, train_source, estimator.batch_size, group
     )
+    _check_not_wrecked(type(estimator).__name__, before.training_error, state)
     messages = _warnings(estimator, history, partial, continuing)
     if state.training_error > _NEIGHBOR_ERROR_RATIO * state.start_error:
         messages.append(

@@ -1,5 +1,7 @@
 """How a new network starts: the data's centre and scale, seeded weights, a PCA start."""
 
+import math
+
 import numpy as np
 import scipy.sparse as sp
 import torch
@@ -171,6 +173,31 @@ def network_layout(build):
     with torch.device("meta"), torch.random.fork_rng(devices=[]):
         model = build().float()
     return {name: (tuple(t.shape), t.dtype) for name, t in model.state_dict().items()}
+
+
+def check_network_fits(build, device):
+    """Raise a ValueError when the weights of ``build()`` alone exceed ``device``'s free memory.
+
+    Counted on the meta device first, so that a network of 10^12 weights is a
+    clear error rather than torch's failed allocation (or a machine swapping).
+    """
+    from ._sources import available_memory
+
+    n_weights = sum(math.prod(shape) for shape, _ in network_layout(build).values())
+    needed = 4 * n_weights  # float32
+    if device.type == "cuda":
+        free = torch.cuda.mem_get_info(device)[0]
+    elif device.type == "cpu":
+        free = available_memory()
+    else:
+        return
+    if needed > free:
+        raise ValueError(
+            f"The network these parameters describe has {n_weights:,} weights "
+            f"({needed / 2**30:,.3g} GiB in float32), more than the {free / 2**30:,.3g} GiB "
+            f"free on {device}: choose smaller hidden_layer_sizes, n_components or "
+            "conv_channels."
+        )
 
 
 def start_from_pca(model, X, data_scales, n_components, seed):

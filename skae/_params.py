@@ -34,14 +34,32 @@ def positive_ints(value, name, *, allow_scalar=False):
     return tuple(int(size) for size in sizes)
 
 
-def _reject_booleans(estimator):
-    """Booleans are integers to Python but never a number of units or epochs here."""
+# Training runs in float32: a rate or weight beyond its range overflows inside torch.
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _check_numbers(estimator):
+    """What the declared constraints let through: booleans for numbers, and
+    numbers float32 cannot hold.
+
+    Booleans are integers to Python but never a number of units or epochs
+    here; infinite or huge rates and weights would overflow in training.
+    """
     for name, constraints in estimator._parameter_constraints.items():
         value = getattr(estimator, name)
         if isinstance(value, bool) and not {"boolean", "verbose"} & set(map(str, constraints)):
             raise ValueError(
                 f"The {name!r} parameter of {type(estimator).__name__} must be a number, "
                 f"not a boolean; got {value!r}."
+            )
+        if (
+            isinstance(value, numbers.Real)
+            and not isinstance(value, (bool, numbers.Integral))
+            and not abs(value) <= _FLOAT32_MAX
+        ):
+            raise ValueError(
+                f"The {name!r} parameter of {type(estimator).__name__} must be finite and "
+                f"at most {_FLOAT32_MAX:.3g} (training runs in float32); got {value!r}."
             )
 
 
@@ -84,7 +102,7 @@ def check_params(estimator, check_device=True):
             "PCA(n_components=0.95) to find how many components hold 95% of the variance."
         )
     estimator._validate_params()
-    _reject_booleans(estimator)
+    _check_numbers(estimator)
     positive_ints(estimator.hidden_layer_sizes, "hidden_layer_sizes", allow_scalar=True)
     positive_ints(estimator.conv_channels, "conv_channels")
     shape = estimator.input_shape

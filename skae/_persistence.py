@@ -127,7 +127,9 @@ def save_estimator(estimator, path, key=None):
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
-        raise FileNotFoundError(f"Cannot save to {path!r}: the folder {directory!r} does not exist.")
+        raise FileNotFoundError(
+            f"Cannot save to {path!r}: the folder {directory!r} does not exist."
+        )
     state = estimator._state.on_cpu()
     tensors = {
         _NETWORK + name: value.detach().clone().contiguous()

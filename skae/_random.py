@@ -18,6 +18,12 @@ def seeds(random_state, n):
     ``None`` draws fresh entropy from the operating system instead of
     numpy's global RNG, so fitting never changes the user's random state.
     """
+    if isinstance(random_state, (bool, np.bool_)):
+        # check_random_state takes True for the seed 1; the estimators' own
+        # parameter check refuses booleans, and so does every other entry.
+        raise ValueError(
+            f"random_state must be an int, a RandomState instance or None; got {random_state!r}."
+        )
     if random_state is None:
         return [int(s) for s in np.random.default_rng().integers(_SEED_LIMIT, size=n)]
     return [int(s) for s in check_random_state(random_state).randint(_SEED_LIMIT, size=n)]

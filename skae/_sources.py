@@ -18,11 +18,22 @@ _FALLBACK_AVAILABLE_MEMORY = 16 << 30
 
 
 def is_out_of_core(X):
-    """Whether ``X`` is an array that lives on disk or in a cluster, read on demand."""
+    """Whether ``X`` is an array that lives on disk or in a cluster, read on demand.
+
+    Raises a ValueError for an HDF5 dataset whose file is closed (h5py
+    raises a bare RuntimeError at the first access to it).
+    """
     if isinstance(X, np.memmap):
         return True
     package = type(X).__module__.split(".")[0]
-    return package in _OUT_OF_CORE_PACKAGES and hasattr(X, "shape") and hasattr(X, "dtype")
+    if package not in _OUT_OF_CORE_PACKAGES:
+        return False
+    if package == "h5py" and hasattr(X, "id") and not X.id.valid:
+        raise ValueError(
+            "The HDF5 file of this dataset is closed: keep the h5py.File open (e.g. "
+            "inside its `with` block) while skae reads the dataset."
+        )
+    return hasattr(X, "shape") and hasattr(X, "dtype")
 
 
 def available_memory():

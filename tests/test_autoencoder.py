@@ -303,9 +303,17 @@ def test_wrong_number_of_features_at_inverse_transform(make_autoencoder, small_X
         ({"n_components": 0}, "n_components"),
         ({"activation": "foo"}, "activation"),
         ({"device": "tpu"}, "device='tpu'"),
+        ({"device": "cpu\n"}, "device='cpu\\n'"),
+        ({"device": "cuda:0\n"}, "device='cuda:0\\n'"),
         ({"hidden_layer_sizes": (0,)}, "hidden_layer_sizes"),
+        ({"hidden_layer_sizes": (10**12,)}, "free on cpu: choose smaller hidden_layer_sizes"),
+        ({"n_components": 10**11}, "weights"),
         ({"hidden_layer_sizes": (16, -2)}, "hidden_layer_sizes"),
         ({"max_epochs": 0}, "max_epochs"),
+        ({"learning_rate": 1e300}, "must be finite and at most"),
+        ({"learning_rate": float("inf")}, "learning_rate"),
+        ({"weight_decay": float("inf")}, "weight_decay"),
+        ({"noise_level": 1e39, "noise": "gaussian"}, "noise_level"),
         ({"batch_size": 0}, "batch_size"),
         ({"validation_fraction": 1.0}, "validation_fraction"),
         ({"loss": "bce", "output_activation": "linear"}, "output_activation='sigmoid'"),
@@ -507,6 +515,20 @@ def test_divergence_raises_divergence_error(make_autoencoder, small_X):
     with pytest.raises(DivergenceError, match="learning_rate"):
         ae.fit(small_X)
     assert issubclass(DivergenceError, FloatingPointError)
+
+
+def test_a_partial_fit_that_wrecks_the_model_raises_and_keeps_it(make_autoencoder):
+    # Every loss stays finite here (error 0.7 -> 4e25), so only the end-of-call
+    # summary can tell: the call must not be the one way to wreck a model silently.
+    X = np.random.RandomState(0).normal(size=(300, 10))
+    ae = make_autoencoder(max_epochs=5).fit(X)
+    codes = ae.transform(X)
+
+    with pytest.raises(DivergenceError, match="over 1,000 times the data's variance"):
+        ae.set_params(learning_rate=1e3).partial_fit(X)
+
+    assert_array_equal(ae.transform(X), codes)
+    assert ae.set_params(learning_rate=1e-3).partial_fit(X).noise_variance_ < 1
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd", "rmsprop"])

@@ -502,6 +502,29 @@ def test_an_interrupt_while_recording_keeps_the_epochs(monkeypatch, digits_X):
     assert_same_state(estimator, captured(reference, digits_X), digits_X)
 
 
+@pytest.mark.parametrize("warm", [False, True])
+def test_an_interrupt_while_warning_keeps_the_epochs(monkeypatch, digits_X, warm):
+    import skae._base
+
+    estimator = AutoencoderTransformer(**FAST, max_epochs=2, warm_start=warm)
+    if warm:
+        estimator.fit(digits_X)
+    reference = copy.deepcopy(estimator)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        reference.fit(digits_X)
+    assert caught, "the reference call must warn for this test to mean anything"
+
+    def interrupted(message, category):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(skae._base, "warn_at_caller", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        estimator.fit(digits_X)
+
+    assert_same_state(estimator, captured(reference, digits_X), digits_X)
+
+
 # ------------------------------------------------ other ways a call can fail
 
 

@@ -5,7 +5,6 @@ import pytest
 import scipy.sparse as sp
 from numpy.testing import assert_array_equal
 from sklearn.datasets import load_digits
-from sklearn.neighbors import KNeighborsClassifier
 
 import skae
 import skae._inputs
@@ -68,19 +67,41 @@ def test_the_objective_is_reproducible_and_transforms_unseen_points(cls, digits)
     assert first.inverse_transform(np.zeros((1, 2))).shape == (1, 64)
 
 
-def test_the_objective_keeps_neighbourhoods_better(digits):
-    X, y = digits
-    # ReLU and a linear output: at this learning rate ELU with a sigmoid
-    # output (the defaults) trains these 500 rows erratically, with or without it.
-    params = {**FAST, "max_epochs": 40, "learning_rate": 1e-2}
-    params.update(activation="relu", output_activation="linear")
+def graph_cross_entropy(codes, graph, a, b):
+    """UMAP's fuzzy cross-entropy of ``codes`` against ``graph``, per edge: attraction
+    along every edge, repulsion over 20 random pairs per edge (a fixed sample)."""
+    graph = graph.tocoo()
+    i, j = np.random.RandomState(0).randint(len(codes), size=(2, 20 * graph.nnz))
 
-    def accuracy(weight):
-        model = AutoencoderTransformer(**params, neighbor_weight=weight).fit(X[:500])
-        knn = KNeighborsClassifier(5).fit(model.transform(X[:500]), y[:500])
-        return knn.score(model.transform(X[500:]), y[500:])
+    def similarity(rows, cols):
+        return 1 / (1 + a * ((codes[rows] - codes[cols]) ** 2).sum(axis=1) ** b)
 
-    assert accuracy(1.0) > accuracy(0.0) + 0.05
+    attraction = -(graph.data * np.log(similarity(graph.row, graph.col) + 1e-12)).sum()
+    repulsion = -np.log(1 - similarity(i, j) + 1e-12).sum() / 20
+    return (attraction + repulsion) / graph.nnz
+
+
+def test_the_objective_fits_the_neighbour_graph_better(digits):
+    # What the term optimises, against the same fit without it, for three
+    # seeds. Measured on this machine: 0.44-0.46 with it, 0.60-0.67 without.
+    # (A held-out 5-NN accuracy on 100 rows, the earlier test, moved by 0.03
+    # between CPUs; on 600 digits the plain AE's map is in fact the better
+    # classifier input: see docs/development.md.)
+    X = digits[0]
+    graph, (a, b) = fuzzy_graph(X, 15, seed=0), kernel_parameters(0.1)
+    for seed in range(3):
+        with_term, without = (
+            graph_cross_entropy(
+                AutoencoderTransformer(**{**FAST, "random_state": seed}, neighbor_weight=w)
+                .fit(X)
+                .transform(X),
+                graph,
+                a,
+                b,
+            )
+            for w in (1.0, 0.0)
+        )
+        assert with_term < without - 0.05, (seed, with_term, without)
 
 
 def test_partial_fit_and_early_stopping_build_their_own_graphs(digits):
@@ -109,6 +130,8 @@ def test_the_settings_survive_saving(tmp_path, digits):
         ({"n_neighbors": 1}, "n_neighbors"),
         ({"neighbor_weight": -1.0}, "neighbor_weight"),
         ({"min_dist": -0.1}, "min_dist"),
+        ({"min_dist": 1.01}, "min_dist"),
+        ({"min_dist": 2.9}, "min_dist"),
     ],
 )
 def test_bad_settings_are_clear_errors(digits, params, message):
@@ -128,3 +151,13 @@ def test_a_map_bought_with_the_reconstruction_warns():
     X = load_wine().data  # raw: proline's scale dominates graph and reconstruction alike
     with pytest.warns(ConvergenceWarning, match="times the PCA start's"):
         AutoencoderTransformer(neighbor_weight=1.0, random_state=0, max_epochs=40).fit(X)
+
+
+def test_the_kernel_is_valid_and_quiet_for_every_accepted_min_dist():
+    import warnings
+
+    with warnings.catch_warnings(), np.errstate(all="raise"):
+        warnings.simplefilter("error")
+        for min_dist in np.linspace(0, 1, 41):
+            a, b = kernel_parameters(min_dist)
+            assert np.isfinite([a, b]).all() and a > 0 and b > 0

@@ -186,6 +186,47 @@ def test_a_wrong_number_of_features_is_refused(tmp_path, data):
         model.transform(as_memmap(data[:, :5], tmp_path))
 
 
+def stored_as(kind, X, directory):
+    """``X`` of any number of dimensions in a container of ``kind``."""
+    if kind == "memmap":
+        return as_memmap(X, directory)
+    if kind == "hdf5":
+        return h5py.File(directory / "X.h5", "w").create_dataset("X", data=X)
+    if kind == "zarr":
+        array = zarr.create_array(store=str(directory / "X.zarr"), shape=X.shape, dtype=X.dtype)
+        array[:] = X
+        return array
+    return da.from_array(X)
+
+
+@pytest.mark.parametrize("kind", ["memmap", "hdf5", "zarr", "dask"])
+@pytest.mark.parametrize("shape", [(60,), (5, 6, 12)])
+def test_an_array_that_is_not_2d_is_named_so(tmp_path, data, kind, shape):
+    model = AutoencoderTransformer(**FAST).fit(data)
+    stored = stored_as(kind, np.zeros(shape), tmp_path)
+    for method in (model.transform, model.score_samples, model.partial_fit):
+        with pytest.raises(ValueError, match="Expected a 2D array"):
+            method(stored)
+    with pytest.raises(ValueError, match="Expected a 2D array"):
+        AutoencoderTransformer(**FAST).fit(stored)
+
+
+def test_a_dataset_of_a_closed_hdf5_file_is_named_so(tmp_path, data):
+    model = AutoencoderTransformer(**FAST).fit(data)
+    dataset = as_hdf5(data, tmp_path)
+    dataset.file.close()
+    methods = [
+        model.transform,
+        model.inverse_transform,
+        model.score,
+        model.partial_fit,
+        AutoencoderTransformer(**FAST).fit,
+    ]
+    for method in methods:
+        with pytest.raises(ValueError, match="HDF5 file of this dataset is closed"):
+            method(dataset)
+
+
 def test_bernoulli_scores_of_streamed_data_check_the_unit_interval(tmp_path):
     rng = np.random.RandomState(0)
     binary = (rng.rand(500, 8) > 0.5).astype(np.float64)
@@ -213,6 +254,12 @@ def test_early_stopping_on_streamed_data_holds_out_whole_blocks(tmp_path, data):
 def test_settings_are_checked(value):
     with pytest.raises(ValueError, match="positive integer"):
         skae.set_config(stream_window_blocks=value)
+
+
+def test_settings_take_numpy_integers():
+    with skae.config_context(memory_budget=np.int64(5), stream_block_rows=np.int32(7)):
+        assert skae.get_config()["memory_budget"] == 5
+        assert type(skae.get_config()["memory_budget"]) is int
 
 
 def test_config_context_restores_the_settings():

@@ -207,6 +207,15 @@ def test_sample_rejects_a_boolean_n_samples(make_vae, small_X):
         vae.sample(True)
 
 
+def test_sample_and_iwae_reject_a_boolean_random_state(make_vae, small_X):
+    vae = make_vae().fit(small_X)
+
+    with pytest.raises(ValueError, match="random_state must be an int"):
+        vae.sample(2, random_state=True)
+    with pytest.raises(ValueError, match="random_state must be an int"):
+        vae.iwae_log_likelihood(small_X, n_draws=2, random_state=False)
+
+
 # --------------------------------------------------------------------- IWAE
 
 
