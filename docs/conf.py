@@ -96,7 +96,8 @@ def _benchmark_result_pages():
     """
     pages = DOCS / "benchmarks" / "results"
     names = []
-    for result in sorted((ROOT / "benchmarks" / "results").glob("*_cpu.md")):
+    results = sorted((ROOT / "benchmarks" / "results").glob("*.md"))
+    for result in (path for path in results if path.name != "README.md"):
         names.append(result.stem)
         _write_if_changed(
             pages / result.name,

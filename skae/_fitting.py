@@ -318,9 +318,11 @@ _WRECKED_ERROR_RATIO = 1e3
 
 
 def _check_not_wrecked(name, error_before, state):
-    """Raise DivergenceError when this call took the reconstruction far beyond the data."""
+    """Raise DivergenceError when this call took a fitted model's reconstruction far
+    beyond the data (a new model has no error before the call: its fit keeps the
+    better of its start and its epochs, except in partial_fit)."""
     limit = _WRECKED_ERROR_RATIO * state.training_variance
-    if state.training_error > limit > 0 and not error_before > limit:
+    if state.training_error > limit and error_before <= limit:
         raise DivergenceError(
             f"{name}'s reconstruction error on the training data went from "
             f"{error_before:.3g} to {state.training_error:.3g}, over 1,000 times the data's "

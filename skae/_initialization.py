@@ -38,6 +38,12 @@ def data_scale(X):
     return scales_from_moments(center, variance)
 
 
+# Below this spread the loss, measured in units of the spread, overflows
+# float32: a sigmoid output's error of about 1 over a spread of 1e-26 squares
+# to 1e50. Such data is trained in its own units, as constant data is.
+MIN_SCALE = 1e-15
+
+
 def scales_from_moments(center, variance):
     """The network's input and output scaling from the feature means and variances.
 
@@ -57,7 +63,7 @@ def scales_from_moments(center, variance):
         low-variance features on raw tabular data.
     """
     scale = float(np.sqrt(np.mean(variance)))
-    if not np.isfinite(scale) or scale <= 0:
+    if not np.isfinite(scale) or scale < MIN_SCALE:
         scale = 1.0
     input_scales = np.maximum(np.sqrt(variance), INPUT_SCALE_FLOOR * scale)
     return np.asarray(center, dtype=np.float64), scale, input_scales

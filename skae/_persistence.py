@@ -122,7 +122,7 @@ def _random_state(values):
 
 def save_estimator(estimator, path, key=None):
     """Write fitted ``estimator`` to ``path`` (see :meth:`BaseAutoencoder.save`)."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
@@ -167,7 +167,25 @@ def save_estimator(estimator, path, key=None):
     metadata["sha256"] = digest(metadata, tensors)
     if key is not None:
         metadata["hmac"] = digest(metadata, tensors, key)
-    save_file(tensors, path, metadata=metadata)
+    _write_atomically(path, save(tensors, metadata=metadata))
+
+
+def _write_atomically(path, data):
+    """Write ``data`` to ``path`` through a temporary file beside it.
+
+    A crash mid-write leaves the old file (or none), never a truncated one;
+    the file is created by ``open``, so it gets the user's umask (0644 under
+    022), where safetensors' own writer made every file 0600.
+    """
+    temporary = f"{path}.{os.getpid()}.tmp"
+    try:
+        with open(temporary, "wb") as file:
+            file.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
 
 
 # What the estimator sets in a model besides its shape (see _configure_model

@@ -517,6 +517,14 @@ def test_divergence_raises_divergence_error(make_autoencoder, small_X):
     assert issubclass(DivergenceError, FloatingPointError)
 
 
+def test_data_of_a_tiny_spread_trains_in_its_own_units(make_autoencoder):
+    # Found by hypothesis: in units of a 3.6e-26 spread, a sigmoid output's
+    # squared error overflowed float32 and the fit "diverged".
+    X = np.array([[7.2015784e-26], [0.0]], dtype=np.float32)
+    ae = make_autoencoder(n_components=1).fit(X)
+    assert np.all(np.isfinite(ae.transform(X))) and np.isfinite(ae.loss_curve_).all()
+
+
 def test_a_partial_fit_that_wrecks_the_model_raises_and_keeps_it(make_autoencoder):
     # Every loss stays finite here (error 0.7 -> 4e25), so only the end-of-call
     # summary can tell: the call must not be the one way to wreck a model silently.

@@ -422,32 +422,6 @@ def test_a_misshaped_buffer_of_any_optimizer_is_refused(tmp_path, optimizer, ent
         skae.load(path)
 
 
-@pytest.mark.parametrize(
-    "change, message",
-    [
-        (edit("optimizer.param_groups", []), "param_groups must be a list of 1"),
-        (
-            lambda d: d["optimizer"]["param_groups"][0].update(betas="ab"),
-            "param_groups.betas",
-        ),
-        (
-            lambda d: d["optimizer"]["param_groups"][0].update(eps=-1.0),
-            "param_groups.eps",
-        ),
-        (lambda d: d["optimizer"]["param_groups"][0].update(lr=-1.0), "param_groups.lr"),
-        (lambda d: d["optimizer"]["param_groups"][0].update(params=[0]), "param_groups.params"),
-        (edit("optimizer_name", "lbfgs"), "optimizer_name must be one of"),
-        (edit("optimizer_name", None), "both be given"),
-    ],
-)
-def test_doctored_optimizer_settings_are_refused(tmp_path, change, message):
-    _, path = fitted_file(tmp_path)
-    rewrite(path, change_metadata=edited_document(change))
-
-    with pytest.raises(ValueError, match=message):
-        skae.load(path)
-
-
 def test_a_file_whose_optimizer_state_passed_the_checks_trains_like_the_original(tmp_path):
     for optimizer in ("adam", "adamw", "sgd", "rmsprop"):
         model, path = fitted_file(tmp_path, optimizer)
@@ -495,6 +469,19 @@ def test_numbers_and_nesting_json_allows_but_we_do_not(tmp_path, old, new, messa
         (edit("training_error", -1.0), "training_error"),
         (edit("best_loss", "x"), "best_loss"),
         (edit("extra", 1), "unknown fields"),
+        (edit("optimizer.param_groups", []), "param_groups must be a list of 1"),
+        (
+            lambda d: d["optimizer"]["param_groups"][0].update(betas="ab"),
+            "param_groups.betas",
+        ),
+        (
+            lambda d: d["optimizer"]["param_groups"][0].update(eps=-1.0),
+            "param_groups.eps",
+        ),
+        (lambda d: d["optimizer"]["param_groups"][0].update(lr=-1.0), "param_groups.lr"),
+        (lambda d: d["optimizer"]["param_groups"][0].update(params=[0]), "param_groups.params"),
+        (edit("optimizer_name", "lbfgs"), "optimizer_name must be one of"),
+        (edit("optimizer_name", None), "both be given"),
     ],
 )
 def test_every_field_is_checked_before_anything_is_built(tmp_path, change, message):
@@ -561,7 +548,10 @@ def test_format_2_files_still_load_and_train(name):
     if hasattr(model, "feature_names_in_"):
         X = pd.DataFrame(X, columns=model.feature_names_in_)
 
-    assert_array_equal(model.transform(X), np.load(os.path.join(FORMAT2, f"{name}.codes.npy")))
+    # Bit-identical on the machine that wrote them; other CPUs' float64
+    # kernels differ in the last bits (4e-16 on an H200 machine's host).
+    expected = np.load(os.path.join(FORMAT2, f"{name}.codes.npy"))
+    np.testing.assert_allclose(model.transform(X), expected, rtol=1e-12, atol=1e-12)
     model.partial_fit(X)  # the optimiser's state is checked and continues
     with pytest.raises(ValueError, match="no signature"):
         skae.load(os.path.join(FORMAT2, f"{name}.skae"), key="k")
@@ -597,3 +587,15 @@ def test_saving_into_a_missing_folder_is_an_os_error(saved):
     estimator, path = saved
     with pytest.raises(FileNotFoundError, match="does not exist"):
         estimator.save(path.parent / "missing" / "model.skae")
+
+
+def test_a_saved_file_gets_the_users_umask(saved, tmp_path):
+    estimator, _ = saved
+    previous = os.umask(0o022)
+    try:
+        estimator.save(tmp_path / "shared.skae")
+        estimator.save(tmp_path / "shared.skae")  # and again, over the first
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "shared.skae").stat().st_mode & 0o777 == 0o644
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.skae", "shared.skae"]
