@@ -25,7 +25,7 @@ test: $(PY)
 # neighbor_map compares with; the onnx extra serves onnx_export.
 EXAMPLES := mnist_embedding mnist_reconstructions conv_vs_dense denoising_digits neighbor_map \
 	compare_with_pca onnx_export \
-	vae_samples features_gridsearch
+	vae_samples features_gridsearch mnist_loadings tabular_loadings
 
 examples: $(PY)
 	$(PY) -m pip install -q -e ".[plot,bench,onnx]"

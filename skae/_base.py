@@ -339,14 +339,7 @@ class BaseAutoencoder(
         are blocked or ordered, and scores of far-off float32 rows stay finite.
         """
         dtype = dtype or X.dtype
-        network, compute_dtype = self._state.network, torch.float32
-        if np.float64 in (X.dtype, dtype) and self._state.device.type != "mps":
-            network, compute_dtype = copy.deepcopy(network).double(), torch.float64
-        elif isinstance(X, ArrayReader):
-            X.check = _chain(X.check, check_float32_range)
-        else:
-            check_float32_range(X)
-        network.eval()
+        network, compute_dtype = self._network_for(X, dtype)
         function = functools.partial(getattr(network, method), **kwargs)
         with torch.inference_mode():
             return map_rows(
@@ -358,6 +351,18 @@ class BaseAutoencoder(
                 compute_dtype,
                 rows_per_block=rows_per_block,
             )
+
+    def _network_for(self, X, dtype):
+        """The network in evaluation mode that computes results of ``dtype`` for ``X``,
+        and the torch dtype rows are converted to (see :meth:`_map`)."""
+        network, compute_dtype = self._state.network, torch.float32
+        if np.float64 in (X.dtype, dtype) and self._state.device.type != "mps":
+            network, compute_dtype = copy.deepcopy(network).double(), torch.float64
+        elif isinstance(X, ArrayReader):
+            X.check = _chain(X.check, check_float32_range)
+        else:
+            check_float32_range(X)
+        return network.eval(), compute_dtype
 
     def transform(self, X: ArrayLike) -> np.ndarray:
         """Encode ``X`` into its code (for a VAE, the posterior mean: deterministic).

@@ -8,6 +8,8 @@ of them at a time, and shuffled together. There is deliberately no
 per-sample ``Dataset``.
 """
 
+import math
+
 import numpy as np
 import scipy.sparse as sp
 import torch
@@ -323,7 +325,8 @@ def map_rows(
     X : ndarray, sparse matrix or ArrayReader
         An :class:`~skae._sources.ArrayReader` is read (and checked) block by block.
     device : torch.device
-    n_outputs : int or None
+    n_outputs : int, tuple of int or None
+        Columns of the result (a tuple: the shape of each row's result).
     dtype : numpy dtype of the result
     compute_dtype : torch dtype the rows are converted to
     rows_per_block : int, default=None
@@ -333,9 +336,9 @@ def map_rows(
     -------
     ndarray of shape (n_samples, n_outputs) or (n_samples,)
     """
-    shape = (X.shape[0],) if n_outputs is None else (X.shape[0], n_outputs)
-    out = np.empty(shape, dtype=dtype)
-    step = rows_per_block or block_rows(max(X.shape[1], n_outputs or 1))
+    row_shape = () if n_outputs is None else np.atleast_1d(n_outputs).tolist()
+    out = np.empty((X.shape[0], *row_shape), dtype=dtype)
+    step = rows_per_block or block_rows(max(X.shape[1], math.prod(row_shape)))
     read = X.read if hasattr(X, "read") else (lambda start, stop: X[start:stop])
     for start in range(0, X.shape[0], step):
         stop = min(start + step, X.shape[0])

@@ -6,13 +6,17 @@ import torch
 
 from ._distributed import local_rank_device
 
-_DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:[0-9]+)?")
+_DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(?::([0-9]{1,3}))?")
 
 
 def check_device_name(spec):
     """Raise a ValueError unless ``spec`` is a valid ``device`` value (whether or not it exists)."""
     # fullmatch: a pattern ending in "$" would also accept "cpu\n".
-    if not isinstance(spec, str) or not _DEVICE_PATTERN.fullmatch(spec):
+    match = _DEVICE_PATTERN.fullmatch(spec) if isinstance(spec, str) else None
+    # torch keeps a device index in 8 bits ("cuda:300" is cuda:44) and rejects
+    # some spellings of it with a bare RuntimeError: only 0-255, no leading zeros.
+    index = match and match.group(1)
+    if match is None or (index is not None and (index != str(int(index)) or int(index) > 255)):
         raise ValueError(
             f"device={spec!r} is not valid: use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'."
         )

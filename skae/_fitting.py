@@ -322,11 +322,12 @@ def _check_not_wrecked(name, error_before, state):
     beyond the data (a new model has no error before the call: its fit keeps the
     better of its start and its epochs, except in partial_fit)."""
     limit = _WRECKED_ERROR_RATIO * state.training_variance
-    if state.training_error > limit and error_before <= limit:
+    wrecked = state.training_error > limit and error_before <= limit
+    if wrecked or not math.isfinite(state.training_error):
         raise DivergenceError(
             f"{name}'s reconstruction error on the training data went from "
-            f"{error_before:.3g} to {state.training_error:.3g}, over 1,000 times the data's "
-            f"variance ({state.training_variance:.3g}): training diverged. Try a lower "
+            f"{error_before:.3g} to {state.training_error:.3g} (the data's variance is "
+            f"{state.training_variance:.3g}): training diverged. Try a lower "
             "learning_rate; the model is kept as it was."
         )
 

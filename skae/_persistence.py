@@ -26,6 +26,7 @@ from ._device import check_device_name, resolve_device
 from ._file_checks import (
     MAX_INT,
     FileContentError,
+    check_key,
     digest,
     field,
     integer,
@@ -124,7 +125,8 @@ def save_estimator(estimator, path, key=None):
     """Write fitted ``estimator`` to ``path`` (see :meth:`BaseAutoencoder.save`)."""
     from safetensors.torch import save
 
-    path = os.fspath(path)
+    check_key(key)
+    path = os.fsdecode(os.fspath(path))
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise FileNotFoundError(
@@ -279,7 +281,7 @@ def _tensor_checksum(tensors):
     import hashlib
 
     hasher = hashlib.sha256()
-    update_with_tensors(hasher, tensors)
+    update_with_tensors(hasher, tensors, name_lengths=False)
     return hasher.hexdigest()
 
 
@@ -324,7 +326,8 @@ def load(
     OSError
         When the file cannot be read (``FileNotFoundError`` when missing).
     """
-    path = os.fspath(path)
+    path = os.fsdecode(os.fspath(path))
+    check_key(key)
     target = resolve_device("cpu" if device is None else device)
     tensors, metadata = _read(path)
     _check_integrity(path, metadata, tensors, key)
@@ -501,7 +504,11 @@ def _network(estimator, spec, tensors, attributes):
     weights = {k[len(_NETWORK) :]: v for k, v in tensors.items() if k.startswith(_NETWORK)}
     _check_weights(weights, network_layout(build))
     network = seeded_model(build, seed=0)
-    network.load_state_dict(weights)
+    # Tensor by tensor: torch's load_state_dict takes time quadratic in the
+    # number of layers, which a small file can make large.
+    with torch.no_grad():
+        for name, tensor in network.state_dict(keep_vars=True).items():
+            tensor.copy_(weights[name])
     if not isinstance(attributes, dict):
         raise FileContentError("model_attributes must be a JSON object")
     for name, value in attributes.items():
@@ -509,6 +516,11 @@ def _network(estimator, spec, tensors, attributes):
             raise FileContentError(f"unknown model setting {name!r:.40}")
         setattr(network, name, _MODEL_SETTINGS[name](f"model_attributes.{name}", value))
     return network.eval()
+
+
+# Buffers that divide (the data's scales) or are variances.
+_POSITIVE_BUFFERS = (".scale", ".scales")
+_NON_NEGATIVE_BUFFERS = (".running_var",)
 
 
 def _check_weights(weights, layout):
@@ -530,5 +542,9 @@ def _check_weights(weights, layout):
         if tensor.is_floating_point():
             if not bool(torch.isfinite(tensor).all()):
                 raise FileContentError(f"network weight {name} holds values that are not finite")
+            if name.endswith(_POSITIVE_BUFFERS) and not bool((tensor > 0).all()):
+                raise FileContentError(f"network buffer {name} must be positive")
+            if name.endswith(_NON_NEGATIVE_BUFFERS) and not bool((tensor >= 0).all()):
+                raise FileContentError(f"network buffer {name} must not be negative")
         elif tensor.numel() and not 0 <= int(tensor.min()) <= int(tensor.max()) <= MAX_INT:
             raise FileContentError(f"network buffer {name} holds a negative count")

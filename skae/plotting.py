@@ -18,7 +18,9 @@ from .metrics import reconstruction_error
 
 __all__ = [
     "plot_code_lattice",
+    "plot_code_traversal",
     "plot_embedding",
+    "plot_loadings",
     "plot_loss_curve",
     "plot_reconstruction_curve",
     "plot_reconstructions",
@@ -227,6 +229,127 @@ def plot_code_lattice(
     images = estimator.inverse_transform(lattice)
     rows = [images[i * n : (i + 1) * n] for i in range(n)]
     return _image_grid(rows, image_shape, vmin=vmin, vmax=vmax)
+
+
+def plot_code_traversal(
+    estimator: TransformerMixin,
+    X: ArrayLike,
+    image_shape: tuple,
+    *,
+    n_steps: int = 7,
+    percentiles: tuple = (5, 95),
+    vmin: float | None = None,
+    vmax: float | None = None,
+) -> "Figure":
+    """Decode steps along each code axis, the others held at the data's median code.
+
+    Parameters
+    ----------
+    estimator : fitted transformer with ``transform`` and ``inverse_transform``
+        An autoencoder (or PCA: its traversals are its components added to
+        the mean).
+    X : array-like of shape (n_samples, n_features)
+        Rows whose codes set the range of each axis and the median.
+    image_shape : tuple of int
+        Shape of one image, e.g. ``(28, 28)``.
+    n_steps : int, default=7
+        Images per axis, from the lower to the upper percentile.
+    percentiles : (float, float), default=(5, 95)
+        The range of each code axis walked, as percentiles of ``X``'s codes.
+    vmin, vmax : float, default=None
+        Grey range shared by every image.
+
+    Returns
+    -------
+    fig : matplotlib Figure
+        One row per code axis, labelled with the axis and its range.
+    """
+    codes = np.asarray(estimator.transform(X), dtype=np.float64)
+    low, high = np.percentile(codes, percentiles, axis=0)
+    centre = np.median(codes, axis=0)
+    rows, titles = [], []
+    for k in range(codes.shape[1]):
+        walk = np.tile(centre, (n_steps, 1))
+        walk[:, k] = np.linspace(low[k], high[k], n_steps)
+        rows.append(estimator.inverse_transform(walk))
+        titles.append(f"code {k}\n{low[k]:.3g} to {high[k]:.3g}")
+    return _image_grid(rows, image_shape, titles=titles, vmin=vmin, vmax=vmax)
+
+
+def plot_loadings(
+    loadings: "ArrayLike | Mapping[str, ArrayLike]",
+    *,
+    image_shape: tuple | None = None,
+    feature_names: ArrayLike | None = None,
+    n_top: int = 10,
+) -> "Figure":
+    """Draw per-component loadings: as images for image data, else as bars of the top features.
+
+    Parameters
+    ----------
+    loadings : array-like of shape (n_components, n_features), or a dict of them
+        For example ``PCA.components_`` or ``skae.inspection.code_loadings(...).decoder``;
+        a dict ``{title: loadings}`` draws one row per entry (PCA beside skae).
+    image_shape : tuple of int, default=None
+        Shape of one image, e.g. ``(28, 28)``: each component is drawn as an
+        image on a diverging scale (red positive, blue negative), each
+        scaled to its largest absolute value.
+    feature_names : array-like of str of shape (n_features,), default=None
+        Labels of the bars (``code_loadings(...).feature_names``); ``x0``,
+        ``x1``, ... if None. Unused for images.
+    n_top : int, default=10
+        Bars per component: the features of largest absolute loading.
+
+    Returns
+    -------
+    fig : matplotlib Figure
+        One row per entry of ``loadings``, one column per component.
+    """
+    entries = loadings if isinstance(loadings, Mapping) else {"": loadings}
+    entries = {
+        title: np.atleast_2d(np.asarray(v, dtype=np.float64)) for title, v in entries.items()
+    }
+    widths = {v.shape[1] for v in entries.values()}
+    if len(widths) != 1:
+        raise ValueError(
+            f"every entry of loadings needs the same number of features; got {widths}."
+        )
+    if image_shape is not None:
+        rows = [
+            v / np.maximum(np.abs(v).max(axis=1, keepdims=True), 1e-300) for v in entries.values()
+        ]
+        titles = list(entries) if len(entries) > 1 or "" not in entries else None
+        return _image_grid(rows, image_shape, titles=titles, cmap="RdBu_r", vmin=-1, vmax=1)
+    n_features = widths.pop()
+    names = np.asarray(
+        [f"x{j}" for j in range(n_features)] if feature_names is None else feature_names
+    ).astype(str)
+    if names.shape != (n_features,):
+        raise ValueError(f"feature_names needs {n_features} names; got {names.shape[0]}.")
+    plt = _pyplot()
+    n_rows, n_cols = len(entries), max(v.shape[0] for v in entries.values())
+    n_top = min(n_top, n_features)
+    fig, axes = plt.subplots(
+        n_rows,
+        n_cols,
+        figsize=(2.6 * n_cols + 0.8, (0.22 * n_top + 0.8) * n_rows),
+        squeeze=False,
+        layout="constrained",
+    )
+    for r, (title, values) in enumerate(entries.items()):
+        for k in range(n_cols):
+            ax = axes[r, k]
+            if k >= values.shape[0]:
+                ax.set_axis_off()
+                continue
+            top = np.argsort(-np.abs(values[k]), kind="stable")[:n_top][::-1]
+            colours = np.where(values[k, top] >= 0, "tab:red", "tab:blue")
+            ax.barh(np.arange(len(top)), values[k, top], color=colours)
+            ax.set_yticks(np.arange(len(top)), names[top], fontsize=8)
+            ax.axvline(0, color="black", linewidth=0.6)
+            ax.set_title(f"{title} {k}".strip(), fontsize=9)
+            ax.tick_params(axis="x", labelsize=7)
+    return fig
 
 
 def plot_samples(

@@ -532,7 +532,7 @@ def test_a_partial_fit_that_wrecks_the_model_raises_and_keeps_it(make_autoencode
     ae = make_autoencoder(max_epochs=5).fit(X)
     codes = ae.transform(X)
 
-    with pytest.raises(DivergenceError, match="over 1,000 times the data's variance"):
+    with pytest.raises(DivergenceError, match="the data's variance is"):
         ae.set_params(learning_rate=1e3).partial_fit(X)
 
     assert_array_equal(ae.transform(X), codes)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import skae
 import skae.datasets
+import skae.inspection
 import skae.metrics
 import skae.plotting
 
@@ -14,7 +15,7 @@ API_PAGE = Path(__file__).resolve().parents[1] / "docs" / "api.rst"
 
 
 def public_modules():
-    modules = [skae, skae.metrics, skae.plotting, skae.datasets]
+    modules = [skae, skae.metrics, skae.inspection, skae.plotting, skae.datasets]
     try:
         return [*modules, importlib.import_module("skae.onnx")]
     except ImportError:  # skl2onnx absent

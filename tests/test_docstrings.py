@@ -66,10 +66,11 @@ NUMPYDOC_IGNORED = {"GL08", "ES01", "SA01", "EX01", "RT02"}
 def public_names():
     """Dotted names of skae's public classes, functions, methods and properties."""
     import skae.datasets
+    import skae.inspection
     import skae.metrics
     import skae.plotting
 
-    modules = [skae, skae.metrics, skae.plotting, skae.datasets]
+    modules = [skae, skae.metrics, skae.inspection, skae.plotting, skae.datasets]
     try:
         import skae.onnx
 

@@ -599,3 +599,98 @@ def test_a_saved_file_gets_the_users_umask(saved, tmp_path):
         os.umask(previous)
     assert (tmp_path / "shared.skae").stat().st_mode & 0o777 == 0o644
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.skae", "shared.skae"]
+
+
+# ------------------------------------------- found by a review of the checks
+
+
+def test_an_unclosed_string_of_escaped_quotes_is_refused_quickly(tmp_path):
+    import time
+
+    _, path = fitted_file(tmp_path)
+    # A regular expression over strings backtracked quadratically here:
+    # 64 KB took 18 s, 1 MB would have taken over an hour.
+    rewrite(path, change_metadata=lambda m: m.update(estimator='"' + '\\"' * 500_000))
+    started = time.perf_counter()
+    with pytest.raises(ValueError, match="not valid JSON"):
+        skae.load(path)
+    assert time.perf_counter() - started < 10
+
+
+def test_a_description_beyond_the_size_limit_is_refused(tmp_path, monkeypatch):
+    import skae._file_checks
+
+    _, path = fitted_file(tmp_path)
+    monkeypatch.setattr(skae._file_checks, "MAX_DESCRIPTION_CHARACTERS", 100)
+    with pytest.raises(ValueError, match="characters"):
+        skae.load(path)
+
+
+@pytest.mark.parametrize("field", ["sha256", "hmac"])
+def test_a_non_ascii_digest_is_corruption_not_a_type_error(tmp_path, field):
+    _, path = fitted_file(tmp_path)
+    rewrite(path, change_metadata=lambda m: m.update({field: "é"}), reseal=field == "hmac")
+    with pytest.raises(ValueError, match="corrupted|not saved with this key"):
+        skae.load(path, key="k" if field == "hmac" else None)
+
+
+def test_many_layers_load_in_linear_time(tmp_path, small_X):
+    import time
+
+    timings = []
+    for depth in (100, 400):
+        model = AutoencoderTransformer(
+            hidden_layer_sizes=(2,) * depth, max_epochs=1, device="cpu", random_state=0
+        ).fit(small_X)
+        model.save(tmp_path / f"{depth}.skae")
+        started = time.perf_counter()
+        skae.load(tmp_path / f"{depth}.skae")
+        timings.append(time.perf_counter() - started)
+    # 4x the layers: linear is 4x, torch's load_state_dict was 16x.
+    assert timings[1] < 10 * timings[0] + 0.5
+
+
+@pytest.mark.parametrize(
+    "buffer, value, message",
+    [
+        ("running_var", -1.0, "must not be negative"),
+        ("decoder.output.scale", 0.0, "must be positive"),
+        ("encoder.scaler.scale", -1.0, "must be positive"),
+    ],
+)
+def test_buffers_that_divide_or_are_variances_are_checked(tmp_path, buffer, value, message):
+    _, path = fitted_file(tmp_path, batch_norm=True)
+
+    def change(tensors):
+        name = next(n for n in tensors if n.endswith(buffer))
+        tensors[name] = torch.full_like(tensors[name], value)
+
+    rewrite(path, change_tensors=change)
+    with pytest.raises(ValueError, match=message):
+        skae.load(path)
+
+
+@pytest.mark.parametrize("device", ["cuda:007", "cuda:300", "cuda:99999999999999999999"])
+def test_device_indices_torch_cannot_hold_are_refused(tmp_path, device):
+    _, path = fitted_file(tmp_path)
+    with pytest.raises(ValueError, match="is not valid"):
+        skae.load(path, device=device)
+    rewrite(path, change_metadata=edited_document(edit("params.device", device)))
+    with pytest.raises(ValueError, match="is not valid"):
+        skae.load(path)
+
+
+@pytest.mark.parametrize("key", ["", 5, b""])
+def test_an_invalid_key_is_named_before_the_file_is_read(tmp_path, key):
+    model, path = fitted_file(tmp_path)
+    with pytest.raises(ValueError, match="key must be"):
+        skae.load(path, key=key)
+    with pytest.raises(ValueError, match="key must be"):
+        model.save(path, key=key)
+
+
+def test_bytes_paths_work(tmp_path):
+    model, path = fitted_file(tmp_path)
+    target = os.fsencode(tmp_path / "bytes.skae")
+    model.save(target)
+    assert skae.load(target).n_iter_ == model.n_iter_

@@ -143,3 +143,40 @@ def test_plot_code_lattice_rejects_codes_that_are_not_2d(make_autoencoder, digit
     ae = make_autoencoder(n_components=3).fit(digits_X)
     with pytest.raises(ValueError, match=r"shape \(n_samples, 2\)"):
         plotting.plot_code_lattice(ae, (8, 8), codes=ae.transform(digits_X))
+
+
+def test_plot_loadings_as_images_one_row_per_entry():
+    rng = np.random.RandomState(0)
+    fig = plotting.plot_loadings(
+        {"PCA": rng.normal(size=(3, 64)), "AE": rng.normal(size=(3, 64))}, image_shape=(8, 8)
+    )
+    images = [ax.images[0] for ax in fig.axes if ax.images]
+    assert len(images) == 6
+    assert images[0].get_clim() == (-1, 1)
+    assert np.abs(images[0].get_array()).max() == pytest.approx(1.0)
+
+
+def test_plot_loadings_as_bars_of_the_top_features():
+    loadings = np.zeros((2, 5))
+    loadings[0] = [0.1, -3.0, 0.2, 2.0, 0.0]
+    fig = plotting.plot_loadings(loadings, feature_names=list("abcde"), n_top=2)
+    first = fig.axes[0]
+    assert [t.get_text() for t in first.get_yticklabels()] == ["d", "b"]  # largest on top
+    assert [p.get_width() for p in first.patches] == [2.0, -3.0]
+    with pytest.raises(ValueError, match="feature_names needs 5"):
+        plotting.plot_loadings(loadings, feature_names=["a"])
+    with pytest.raises(ValueError, match="same number of features"):
+        plotting.plot_loadings({"a": np.zeros((1, 3)), "b": np.zeros((1, 4))})
+
+
+def test_plot_code_traversal_walks_each_axis_from_percentile_to_percentile():
+    X = np.random.RandomState(0).normal(size=(100, 16))
+    pca = PCA(n_components=2).fit(X)
+    fig = plotting.plot_code_traversal(pca, X, (4, 4), n_steps=5)
+    images = [ax.images[0].get_array() for ax in fig.axes if ax.images]
+    assert len(images) == 10
+    codes = pca.transform(X)
+    low, high = np.percentile(codes[:, 0], [5, 95])
+    walk = np.tile(np.median(codes, axis=0), (5, 1))
+    walk[:, 0] = np.linspace(low, high, 5)
+    assert_allclose(np.ravel(images[0]), pca.inverse_transform(walk)[0])
