@@ -122,3 +122,28 @@ def test_fit_leaves_cuda_global_state_alone(make_autoencoder, digits_X):
         torch.get_default_dtype(),
     )
     assert torch.equal(rng_state, torch.cuda.get_rng_state())
+
+
+def test_inspection_runs_on_the_device(make_autoencoder, digits_X):
+    from skae.inspection import code_attributions, code_loadings, encoder_jacobian
+
+    ae = make_autoencoder(device="cuda").fit(digits_X)
+    on_cpu = skae.load(_saved(ae, digits_X), device="cpu")
+
+    assert_allclose(
+        encoder_jacobian(ae, digits_X[:20]),
+        encoder_jacobian(on_cpu, digits_X[:20]),
+        rtol=1e-5,
+        atol=1e-8,
+    )
+    assert code_loadings(ae, digits_X).decoder.shape == (2, 64)
+    assert np.isfinite(code_attributions(ae, digits_X[:5])).all()
+
+
+def _saved(model, X):
+    import tempfile
+
+    directory = tempfile.mkdtemp()
+    path = f"{directory}/model.skae"
+    model.save(path)
+    return path

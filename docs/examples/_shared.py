@@ -69,6 +69,28 @@ def mnist_example(doc, argv, n_train, details):
     return X_train, X_test, y_train, y_test
 
 
+def mnist_or_digits(doc, argv, n_train, details):
+    """MNIST's split as :func:`mnist_example` gives it, or scikit-learn's digits without MNIST.
+
+    Returns ``X_train, X_test, image_shape``; says which data it is. For
+    examples that also make sense on the bundled 8x8 digits (1,437 / 360).
+    """
+    args = parse_args(doc, argv)
+    try:
+        X_train, X_test, _, _ = load_mnist_split(args.data_home, n_train)
+    except FileNotFoundError:
+        from sklearn.datasets import load_digits
+
+        X, y = load_digits(return_X_y=True)
+        X_train, X_test = train_test_split(
+            X / 16.0, train_size=0.8, stratify=y, random_state=SEED
+        )
+        print(f"MNIST not found: scikit-learn's 8x8 digits instead; {details}\n")
+        return X_train, X_test, (8, 8)
+    print(f"MNIST: trained on {len(X_train)} images, tested on {len(X_test)}; {details}\n")
+    return X_train, X_test, (28, 28)
+
+
 def timed_fit(model, *fit_args):
     """Fit ``model``; return the seconds it took.
 

@@ -3,7 +3,7 @@ What drives each code: PCA's eigen-digits beside an autoencoder's loadings on MN
 ===================================================================================
 
 Fits PCA and an ``AutoencoderTransformer`` with 10 components on a subset of
-MNIST images, then reads the autoencoder the way PCA users read
+MNIST images (scikit-learn's 8x8 digits when MNIST is not found), then reads the autoencoder the way PCA users read
 ``components_``, with ``skae.inspection``:
 
 - ``code_loadings(ae, X).decoder``: how one unit along each code axis moves
@@ -22,13 +22,13 @@ axis from the 5th to the 95th percentile of the codes, the others at their
 median.
 
 Run ``python docs/examples/mnist_loadings.py [--data-home DIR]`` (MNIST as
-described in ``_shared.py``); the figures go to ``docs/images/mnist_loadings.png``
+described in ``_shared.py``, else digits); the figures go to ``docs/images/mnist_loadings.png``
 and ``docs/images/mnist_traversal.png``.
 """
 
 import time
 
-from _shared import SEED, mnist_example, save, timed_fit
+from _shared import SEED, mnist_or_digits, save, timed_fit
 from sklearn.decomposition import PCA
 
 from skae import AutoencoderTransformer
@@ -48,8 +48,8 @@ def timed(function, *args):
 
 
 def main(argv=None):
-    details = f"k={K}; {MAX_EPOCHS} epochs; loadings over {N_INSPECTED} training images"
-    X_train, X_test, _, _ = mnist_example(__doc__, argv, N_TRAIN, details)
+    details = f"k={K}; {MAX_EPOCHS} epochs; loadings over up to {N_INSPECTED} training images"
+    X_train, X_test, image_shape = mnist_or_digits(__doc__, argv, N_TRAIN, details)
     pca = PCA(n_components=K, random_state=SEED).fit(X_train)
     ae = AutoencoderTransformer(n_components=K, max_epochs=MAX_EPOCHS, random_state=SEED)
     timed_fit(ae, X_train)
@@ -59,7 +59,7 @@ def main(argv=None):
     loadings, loadings_seconds = timed(code_loadings, ae, rows)
     attributions = code_attributions(ae, X_test[:1])
     print(
-        f"code_loadings of {N_INSPECTED} images: {loadings_seconds:.2f} s "
+        f"code_loadings of {len(rows)} images: {loadings_seconds:.2f} s "
         f"(one transform of them: {transform_seconds:.3f} s)"
     )
     gap = ae.transform(X_test[:1]) - ae.transform(ae.mean_[None])
@@ -75,10 +75,10 @@ def main(argv=None):
             "AE encoder\n|Jacobian| x std": loadings.encoder_per_std,
             "AE attributions\nof one image": attributions[0],
         },
-        image_shape=(28, 28),
+        image_shape=image_shape,
     )
     save(fig, "mnist_loadings.png", "What drives each of 10 codes (red +, blue -)")
-    fig = plot_code_traversal(ae, rows, (28, 28), n_steps=9, vmin=0, vmax=1)
+    fig = plot_code_traversal(ae, rows, image_shape, n_steps=9, vmin=0, vmax=1)
     save(fig, "mnist_traversal.png", "Decoded images along each code axis (5th to 95th pct.)")
 
 
