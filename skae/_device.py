@@ -52,7 +52,7 @@ def resolve_device(spec):
     device = torch.device(spec)
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError(f"device={spec!r} was requested but CUDA is not available.")
+            raise ValueError(f"device={spec!r} was requested but CUDA is not available: {_why()}")
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise ValueError(
                 f"device={spec!r} was requested but only "
@@ -61,3 +61,16 @@ def resolve_device(spec):
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise ValueError(f"device={spec!r} was requested but MPS is not available.")
     return device
+
+
+def _why():
+    """What the installed torch says about CUDA, for an error message."""
+    if torch.version.cuda is None:
+        return (
+            f"the installed torch {torch.__version__} is a CPU-only build. Install a CUDA "
+            "build (https://pytorch.org/get-started/locally/), or use device='cpu'."
+        )
+    return (
+        f"the installed torch {torch.__version__} is built for CUDA {torch.version.cuda} "
+        "but finds no usable GPU (check the NVIDIA driver and CUDA_VISIBLE_DEVICES)."
+    )

@@ -354,7 +354,7 @@ def _conclude(
         state.network, train_source, estimator.batch_size, group
     )
     _check_not_wrecked(type(estimator).__name__, before.training_error, state)
-    messages = _warnings(estimator, history, partial, continuing)
+    messages = _warnings(estimator, history, partial, continuing, state)
     if state.training_error > _NEIGHBOR_ERROR_RATIO * state.start_error:
         messages.append(
             f"The neighbour objective left a training reconstruction error "
@@ -427,8 +427,16 @@ def _in_reported_units(network, loss):
 _NEIGHBOR_ERROR_RATIO = 2.0
 
 
-def _warnings(estimator, history, partial, continuing):
+# A start whose training reconstruction leaves less than this share of the
+# variance unexplained is exact for all purposes (n_components >= n_features
+# gives R^2 = 1 - 4e-15): training cannot improve it, and no advice helps.
+_EXACT_UNEXPLAINED = 1e-9
+
+
+def _warnings(estimator, history, partial, continuing, state):
     name = type(estimator).__name__
+    if state.training_error <= _EXACT_UNEXPLAINED * state.training_variance:
+        return []
     if history["kept_start"]:
         started = (
             "the previously fitted model"

@@ -9,7 +9,8 @@ an estimator converted on its own.
 
 The network is exported by PyTorch's own exporter (``torch.onnx.export``,
 which needs onnxscript) and its graph is inlined into skl2onnx's. Install
-the optional dependencies with ``pip install skae[onnx]``.
+the optional dependencies with ``pip install onnx onnxscript skl2onnx onnxruntime``
+(in a clone of skae: ``pip install -e ".[onnx]"``).
 
 Examples
 --------
@@ -52,7 +53,7 @@ def _imports():
         import skl2onnx
     except ImportError as error:
         raise ImportError(
-            "ONNX export needs onnx, onnxscript and skl2onnx: pip install skae[onnx]"
+            "ONNX export needs onnx, onnxscript and skl2onnx: pip install onnx onnxscript skl2onnx"
         ) from error
     return onnx, skl2onnx
 

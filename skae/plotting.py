@@ -1,6 +1,6 @@
 """Plots of codes, reconstructions, samples and training curves.
 
-matplotlib is an optional dependency (``pip install skae[plot]``); it is
+matplotlib is an optional dependency (``pip install matplotlib``); it is
 imported only when a plot is asked for. Every function returns the
 matplotlib Axes or Figure it drew on.
 """
@@ -40,7 +40,7 @@ def _pyplot():
     try:
         import matplotlib.pyplot as plt
     except ImportError as error:
-        raise ImportError("skae.plotting needs matplotlib: pip install 'skae[plot]'.") from error
+        raise ImportError("skae.plotting needs matplotlib: pip install matplotlib.") from error
     return plt
 
 

@@ -339,8 +339,13 @@ def test_bce_loss_needs_data_in_unit_interval(make_autoencoder, small_X):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 def test_cuda_without_cuda_raises(make_autoencoder, small_X):
+    # The message names the installed build (a CPU-only one here, or a CUDA
+    # build that finds no GPU).
+    build = "CPU-only build" if torch.version.cuda is None else "finds no usable GPU"
     for device in ("cuda", "cuda:0"):
-        with pytest.raises(ValueError, match="CUDA is not available"):
+        with pytest.raises(
+            ValueError, match=f"CUDA is not available: the installed torch .*{build}"
+        ):
             make_autoencoder(device=device).fit(small_X)
 
 

@@ -45,3 +45,15 @@ def test_kept_start_warning_through_warm_start_and_search_points_at_the_caller(m
 
     assert records
     assert all(record.filename == __file__ for record in records)
+
+
+def test_no_warning_when_the_start_is_already_exact():
+    # n_components >= n_features: the PCA start reconstructs exactly, so
+    # "did not improve ... try a lower learning_rate" could never help.
+    from skae import AutoencoderTransformer
+
+    X = np.random.RandomState(0).normal(size=(500, 2)) @ np.array([[2.0, 1.0], [0.0, 0.5]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        model = AutoencoderTransformer(n_components=2, random_state=0, device="cpu").fit(X)
+    assert model.reconstruction_r2_ > 1 - 1e-9

@@ -127,7 +127,7 @@ def main(argv=None):
 
     plt = pyplot()
     if plt is None:
-        print("\nInstall matplotlib (pip install skae[plot]) to also save plots.")
+        print("\nInstall matplotlib (pip install matplotlib) to also save plots.")
         return
     figures = {
         "the 2-D embeddings of the test images": (

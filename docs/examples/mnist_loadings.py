@@ -3,8 +3,9 @@ What drives each code: PCA's eigen-digits beside an autoencoder's loadings on MN
 ===================================================================================
 
 Fits PCA and an ``AutoencoderTransformer`` with 10 components on a subset of
-MNIST images (scikit-learn's 8x8 digits when MNIST is not found), then reads the autoencoder the way PCA users read
-``components_``, with ``skae.inspection``:
+MNIST images (scikit-learn's 8x8 digits when MNIST is not found), then reads
+the autoencoder the way PCA users read ``components_``, with
+``skae.inspection``:
 
 - ``code_loadings(ae, X).decoder``: how one unit along each code axis moves
   the reconstruction, averaged over the images (signed, as ``components_``);

@@ -10,7 +10,8 @@ computes the probabilities and the reconstructions without Python's torch,
 and the script prints the largest difference from scikit-learn's outputs
 and the size of each ONNX file.
 
-Needs ``pip install skae[onnx]``. Run ``python docs/examples/onnx_export.py``.
+Needs the ``onnx`` extra (``pip install -e ".[onnx]"`` in a clone of skae).
+Run ``python docs/examples/onnx_export.py``.
 """
 
 import warnings
