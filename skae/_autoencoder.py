@@ -177,6 +177,12 @@ class AutoencoderTransformer(BaseAutoencoder):
         outermost pair). None without pretraining.
     n_iter_ : int
         Number of epochs run in total (pretraining epochs not included).
+    streamed_ : bool
+        Whether the last fitting call streamed its data block by block from
+        where it lies (data beyond the memory budget, ``skae.set_config``)
+        rather than training from memory.
+    stream_block_rows_ : int or None
+        Rows per block of that streamed call; None when it trained from memory.
     n_components_ : int
         Size of the code (``n_components``), as PCA's.
     n_samples_seen_ : int

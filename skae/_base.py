@@ -197,6 +197,17 @@ class BaseAutoencoder(
         return self._state.spec.n_components
 
     pretrain_loss_curves_ = _fitted_attribute("pretrain_loss_curves", "Pretraining losses.")
+    stream_block_rows_ = _fitted_attribute(
+        "stream_block_rows",
+        "Rows per block when the last fitting call streamed its data from beyond the "
+        "memory budget (see ``skae.set_config``); None when it trained from memory.",
+    )
+
+    @property
+    def streamed_(self) -> bool:
+        """Whether the last fitting call streamed its data instead of holding it in memory."""
+        check_is_fitted(self)
+        return self._state.stream_block_rows is not None
 
     def _fitted_network(self):
         check_is_fitted(self)

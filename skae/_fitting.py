@@ -65,6 +65,7 @@ def fit_call(estimator, X, *, partial):
         call.previous is not None,
         (shuffle_seed, noise_seed, split_seed),
         group,
+        _data_path(call.X),
     )
 
 
@@ -107,8 +108,20 @@ def _sources_and_state(estimator, call, partial, init_seed, split_seed):
                 state.network, train_source, estimator.batch_size, Alone()
             )[0]
         state.count_rows(call.X.shape[0], scales[0])
+    state.stream_block_rows = call.X.block_rows if isinstance(call.X, ArrayReader) else None
     estimator._configure_model(state.network)
     return train_source, validation, state
+
+
+def _data_path(X):
+    """What ``verbose`` says of where a call's rows come from."""
+    shape = f"{X.shape[0]:,} x {X.shape[1]:,}"
+    if isinstance(X, ArrayReader):
+        return (
+            f"Streaming {shape} from where the data lies, in blocks of {X.block_rows:,} "
+            "rows (beyond the memory budget: skae.set_config)"
+        )
+    return f"Training from memory ({shape})"
 
 
 class _Call(NamedTuple):
@@ -234,7 +247,13 @@ def _report_pretraining(estimator, pair, epoch, loss, validation_losses, seconds
         )
 
 
-def _train(estimator, state, train_source, validation, partial, continuing, train_seeds, group):
+def _train(
+    estimator, state, train_source, validation, partial, continuing, train_seeds, group, data_path
+):
+    """Run the call's epochs on ``state`` and conclude them (see :func:`_conclude`).
+
+    ``data_path`` is what ``verbose`` says first: where the rows come from.
+    """
     shuffle_seed, noise_seed, split_seed = train_seeds
     n_epochs = 1 if partial else estimator.max_epochs
     optimizer = state.optimizer(
@@ -261,6 +280,7 @@ def _train(estimator, state, train_source, validation, partial, continuing, trai
         functools.partial(_in_reported_units, state.network),
         bool(estimator.verbose) and group.is_main,
     )
+    report.note(data_path)
     try:
         history = run_epochs(
             trainer,

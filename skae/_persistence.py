@@ -160,6 +160,7 @@ def save_estimator(estimator, path, key=None):
         "mean": state.mean.tolist(),
         "training_error": state.training_error,
         "training_variance": state.training_variance,
+        "stream_block_rows": state.stream_block_rows,
     }
     metadata = {
         "format": FORMAT,
@@ -358,6 +359,7 @@ _DOCUMENT_FIELDS = (
     "mean",
     "training_error",
     "training_variance",
+    "stream_block_rows",  # optional: absent from format 2 files
 )
 
 
@@ -451,7 +453,14 @@ def _checked_counts(document, n_features):
         "mean": np.asarray(numbers(field(document, "mean"), "mean", n_features), dtype=np.float64),
         "training_error": number(field(document, "training_error"), "training_error", 0),
         "training_variance": number(field(document, "training_variance"), "training_variance", 0),
+        "stream_block_rows": _optional_count(
+            document.get("stream_block_rows"), "stream_block_rows"
+        ),
     }
+
+
+def _optional_count(value, name):
+    return None if value is None else integer(value, name, 1)
 
 
 def _checked_curves(document):

@@ -2,7 +2,8 @@
 
 On a terminal or in a notebook, with tqdm installed, one progress bar per
 fitting call shows the epoch, the losses and the time left; anywhere else
-(logs, captured output) each epoch prints one line.
+(logs, captured output) each epoch prints one line. Either way the first
+line says where the rows come from (memory, or streamed in blocks).
 """
 
 import sys
@@ -43,6 +44,15 @@ class EpochReport:
             from tqdm.auto import tqdm
 
             self.bar = tqdm(total=n_epochs, desc=name, unit="epoch", leave=True)
+
+    def note(self, message):
+        """Say ``message`` once, where the epochs are reported (above the bar)."""
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.write(message, file=sys.stderr)
+        else:
+            print(message, flush=True)
 
     def __call__(self, epoch, loss, validation_losses, seconds):
         if not self.enabled:

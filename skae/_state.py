@@ -69,6 +69,9 @@ class FitState:
     mean: np.ndarray | None = None
     training_error: float = math.nan
     training_variance: float = math.nan
+    # Rows per block of the last call's data streamed from beyond the memory
+    # budget; None when that call trained from memory.
+    stream_block_rows: int | None = None
     # The start's reconstruction error (neighbour fits only; not saved).
     start_error: float = math.nan
 

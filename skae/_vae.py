@@ -134,6 +134,8 @@ class VAETransformer(BaseAutoencoder):
         internal units (the data divided by its common scale, for the
         outermost pair). None without pretraining.
     n_iter_ : int
+    streamed_ : bool
+    stream_block_rows_ : int or None
     n_components_ : int
     n_samples_seen_ : int
     mean_ : ndarray of shape (n_features,)

@@ -560,8 +560,9 @@ def test_every_optimizer_reduces_the_loss(make_autoencoder, digits_X, optimizer)
 def test_verbose_prints_one_line_per_epoch(make_autoencoder, small_X, capsys):
     ae = make_autoencoder(max_epochs=4, verbose=1).fit(small_X)
 
-    lines = capsys.readouterr().out.splitlines()
+    path, *lines = capsys.readouterr().out.splitlines()
 
+    assert path == "Training from memory (60 x 6)"
     assert len(lines) == ae.n_iter_ == 4
     for epoch, line in enumerate(lines, start=1):
         assert re.match(rf"Epoch {epoch}\b", line), line
@@ -570,7 +571,7 @@ def test_verbose_prints_one_line_per_epoch(make_autoencoder, small_X, capsys):
 def test_verbose_shows_validation_loss_with_early_stopping(make_autoencoder, digits_X, capsys):
     ae = make_autoencoder(max_epochs=3, verbose=1, early_stopping=True).fit(digits_X)
 
-    lines = capsys.readouterr().out.splitlines()
+    _, *lines = capsys.readouterr().out.splitlines()
 
     assert len(lines) == ae.n_iter_
     assert all("validation" in line for line in lines)
@@ -586,6 +587,7 @@ def test_verbose_draws_a_progress_bar_on_a_terminal(
     captured = capsys.readouterr()
 
     assert captured.out == ""  # no per-epoch lines
+    assert "Training from memory (200 x 64)" in captured.err  # above the bar
     bar = captured.err.replace("\r", "\n").splitlines()[-1]
     assert re.search(rf"AutoencoderTransformer: .*{ae.n_iter_}/3 ", bar), bar
     assert "loss=" in bar and "validation loss=" in bar

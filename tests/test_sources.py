@@ -308,3 +308,16 @@ def test_streamed_epochs_deal_every_row_once_over_the_ranks(world_size, n_rows, 
     for step in zip(*per_rank, strict=True):
         assert all(len(batch) >= 2 for batch, _ in step)
         assert {n_global for _, n_global in step} == {sum(len(batch) for batch, _ in step)}
+
+
+def test_the_path_a_fit_took_is_an_attribute_and_verbose_says_it(tmp_path, data, capsys):
+    stored = as_memmap(data, tmp_path)
+    in_memory = AutoencoderTransformer(**FAST, verbose=1).fit(stored)
+    assert not in_memory.streamed_ and in_memory.stream_block_rows_ is None
+    assert "Training from memory (1,000 x 12)" in capsys.readouterr().out
+    with skae.config_context(**STREAM):
+        streamed = AutoencoderTransformer(**FAST, verbose=1).fit(stored)
+    assert streamed.streamed_ and streamed.stream_block_rows_ == 100
+    assert "in blocks of 100 rows" in capsys.readouterr().out
+    streamed.save(tmp_path / "model.skae")
+    assert skae.load(tmp_path / "model.skae").stream_block_rows_ == 100
