@@ -29,7 +29,7 @@ from ._fitting import fit_call
 from ._inputs import check_float32_range, in_unit_interval
 from ._neighbors import kernel_parameters
 from ._networks import ACTIVATIONS, OUTPUT_ACTIVATIONS, dense_encoder_decoder
-from ._persistence import save_estimator
+from ._persistence import estimator_bytes, estimator_from_bytes, save_estimator
 from ._sources import ArrayReader, is_out_of_core
 from ._training import OPTIMIZERS
 from ._warnings import warn_at_caller
@@ -486,8 +486,27 @@ class BaseAutoencoder(
         check_is_fitted(self)
         save_estimator(self, path, key=key)
 
+    # Pickle, joblib, copy and skops all go through these: a fitted model's
+    # state travels as the bytes of its skae file (a numpy array), so that it
+    # holds no torch objects (skops can save it) and is checked when restored.
+    _FILE_STATE = "_skae_file"
+
     def __getstate__(self):
         state = dict(super().__getstate__())
         if "_state" in state:
-            state["_state"] = state["_state"].on_cpu()
+            del state["_state"]
+            for name in ("n_features_in_", "feature_names_in_"):  # in the file
+                state.pop(name, None)
+            state[self._FILE_STATE] = np.frombuffer(estimator_bytes(self), dtype=np.uint8)
         return state
+
+    def __setstate__(self, state):
+        state = dict(state)
+        data = state.pop(self._FILE_STATE, None)
+        super().__setstate__(state)
+        if data is not None:
+            restored = estimator_from_bytes(np.asarray(data, dtype=np.uint8).tobytes())
+            self._state = restored._state
+            self.n_features_in_ = restored.n_features_in_
+            if hasattr(restored, "feature_names_in_"):
+                self.feature_names_in_ = restored.feature_names_in_

@@ -123,8 +123,6 @@ def _random_state(values):
 
 def save_estimator(estimator, path, key=None):
     """Write fitted ``estimator`` to ``path`` (see :meth:`BaseAutoencoder.save`)."""
-    from safetensors.torch import save
-
     check_key(key)
     path = os.fsdecode(os.fspath(path))
     directory = os.path.dirname(os.path.abspath(path))
@@ -132,6 +130,13 @@ def save_estimator(estimator, path, key=None):
         raise FileNotFoundError(
             f"Cannot save to {path!r}: the folder {directory!r} does not exist."
         )
+    _write_atomically(path, estimator_bytes(estimator, key))
+
+
+def estimator_bytes(estimator, key=None):
+    """The bytes of fitted ``estimator``'s file (what ``save`` writes)."""
+    from safetensors.torch import save
+
     state = estimator._state.on_cpu()
     tensors = {
         _NETWORK + name: value.detach().clone().contiguous()
@@ -170,7 +175,7 @@ def save_estimator(estimator, path, key=None):
     metadata["sha256"] = digest(metadata, tensors)
     if key is not None:
         metadata["hmac"] = digest(metadata, tensors, key)
-    _write_atomically(path, save(tensors, metadata=metadata))
+    return save(tensors, metadata=metadata)
 
 
 def _write_atomically(path, data):
@@ -330,7 +335,28 @@ def load(
     path = os.fsdecode(os.fspath(path))
     check_key(key)
     target = resolve_device("cpu" if device is None else device)
-    tensors, metadata = _read(path)
+    return _loaded(path, *_read(path), key, target)
+
+
+def estimator_from_bytes(data, device=None):
+    """The estimator whose file's bytes are ``data``, checked as :func:`load` checks a file."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load as load_tensors
+
+    target = resolve_device("cpu" if device is None else device)
+    where = "the saved estimator"
+    try:
+        data = bytes(data)
+        tensors = load_tensors(data)
+        header = json.loads(data[8 : 8 + int.from_bytes(data[:8], "little")])
+        metadata = header.get("__metadata__") or {}
+    except (SafetensorError, ValueError, TypeError, AttributeError) as error:
+        raise ValueError(f"{where} is not a skae model, or is corrupted ({error}).") from None
+    return _loaded(where, tensors, metadata, None, target)
+
+
+def _loaded(path, tensors, metadata, key, target):
+    """The estimator of a file's ``tensors`` and ``metadata``, checked, on ``target``."""
     _check_integrity(path, metadata, tensors, key)
     try:
         document = parse_json(metadata.get("estimator"), "the model description")

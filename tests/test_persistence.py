@@ -694,3 +694,46 @@ def test_bytes_paths_work(tmp_path):
     target = os.fsencode(tmp_path / "bytes.skae")
     model.save(target)
     assert skae.load(target).n_iter_ == model.n_iter_
+
+
+# ------------------------------------------------------- a whole Pipeline
+
+
+def test_a_pipeline_with_skae_saves_safely_with_skops(tmp_path):
+    sio = pytest.importorskip("skops.io")
+    from sklearn.datasets import load_digits
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = load_digits(return_X_y=True)
+    pipe = make_pipeline(
+        StandardScaler(),
+        AutoencoderTransformer(
+            n_components=4,
+            hidden_layer_sizes=(8,),
+            max_epochs=2,
+            device="cpu",
+            random_state=np.random.RandomState(0),
+        ),
+        LogisticRegression(max_iter=200),
+    ).fit(X[:300], y[:300])
+    sio.dump(pipe, tmp_path / "pipe.skops")
+
+    untrusted = sio.get_untrusted_types(file=tmp_path / "pipe.skops")
+    assert untrusted == ["skae._autoencoder.AutoencoderTransformer"]
+    loaded = sio.load(tmp_path / "pipe.skops", trusted=untrusted)
+
+    assert_array_equal(loaded.predict_proba(X), pipe.predict_proba(X))
+    assert_array_equal(loaded[1].transform(X), pipe[1].transform(X))
+    loaded[1].partial_fit(X)  # and keeps training
+
+
+def test_a_pickled_state_holds_no_torch_object_and_is_checked(saved):
+    estimator, _ = saved
+    state = estimator.__getstate__()
+    assert "_state" not in state and state["_skae_file"].dtype == np.uint8
+    damaged = state["_skae_file"].copy()
+    damaged[-3] ^= 1
+    with pytest.raises(ValueError, match="corrupted"):
+        type(estimator).__new__(type(estimator)).__setstate__({**state, "_skae_file": damaged})
