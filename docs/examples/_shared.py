@@ -82,9 +82,7 @@ def mnist_or_digits(doc, argv, n_train, details):
         from sklearn.datasets import load_digits
 
         X, y = load_digits(return_X_y=True)
-        X_train, X_test = train_test_split(
-            X / 16.0, train_size=0.8, stratify=y, random_state=SEED
-        )
+        X_train, X_test = train_test_split(X / 16.0, train_size=0.8, stratify=y, random_state=SEED)
         print(f"MNIST not found: scikit-learn's 8x8 digits instead; {details}\n")
         return X_train, X_test, (8, 8)
     print(f"MNIST: trained on {len(X_train)} images, tested on {len(X_test)}; {details}\n")
