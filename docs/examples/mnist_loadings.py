@@ -17,7 +17,7 @@ the autoencoder the way PCA users read ``components_``, with
   contributes to each code value (integrated gradients from the mean image).
 
 Prints what the loadings cost next to one ``transform`` of the same rows,
-and saves two figures: the three readings side by side, and a traversal
+and saves two figures: the four readings side by side, and a traversal
 (``skae.plotting.plot_code_traversal``): the decoded images along each code
 axis from the 5th to the 95th percentile of the codes, the others at their
 median.
