@@ -339,9 +339,18 @@ def map_rows(
     row_shape = () if n_outputs is None else np.atleast_1d(n_outputs).tolist()
     out = np.empty((X.shape[0], *row_shape), dtype=dtype)
     step = rows_per_block or block_rows(max(X.shape[1], math.prod(row_shape)))
-    read = X.read if hasattr(X, "read") else (lambda start, stop: X[start:stop])
-    for start in range(0, X.shape[0], step):
-        stop = min(start + step, X.shape[0])
-        block = rows_to_tensor(read(start, stop), device, compute_dtype)
+    for start, stop, block in row_blocks(X, device, compute_dtype, step):
         out[start:stop] = function(block).cpu().numpy()
     return out
+
+
+def row_blocks(X, device, compute_dtype, rows_per_block):
+    """``(start, stop, rows)`` of ``X`` in blocks, each a ``compute_dtype`` tensor on ``device``.
+
+    ``X`` is an ndarray, a sparse matrix (densified block by block) or an
+    :class:`~skae._sources.ArrayReader` (read and checked block by block).
+    """
+    read = X.read if hasattr(X, "read") else (lambda start, stop: X[start:stop])
+    for start in range(0, X.shape[0], rows_per_block):
+        stop = min(start + rows_per_block, X.shape[0])
+        yield start, stop, rows_to_tensor(read(start, stop), device, compute_dtype)

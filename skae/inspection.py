@@ -25,22 +25,31 @@ float32 input, float64 otherwise. For a VAE the code is the posterior mean.
 """
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 from numpy.typing import ArrayLike
 from sklearn.utils import Bunch
-from sklearn.utils.sparsefuncs import mean_variance_axis
 from sklearn.utils.validation import check_is_fitted
 
-from ._data import map_rows
-from ._sources import BLOCK_VALUES, ArrayReader, available_memory, summarize
+from ._data import map_rows, row_blocks
+from ._sources import BLOCK_VALUES, available_memory
 
 __all__ = ["code_attributions", "code_loadings", "decoder_jacobian", "encoder_jacobian"]
 
 
-def _checked(estimator, X):
+def _prepared(estimator, X, batch_size, values_per_row):
+    """``X`` checked, the network that computes for it (parameters frozen: derivatives
+    are taken with respect to the inputs only), its dtype, and the rows per block:
+    ``batch_size``, or about 16 MB of ``values_per_row`` per block."""
     check_is_fitted(estimator)
-    return estimator._checked_input(X, reset=False)
+    X = estimator._checked_input(X, reset=False)
+    if batch_size is None:
+        batch_size = max(1, BLOCK_VALUES // values_per_row)
+    elif isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int or None; got {batch_size!r}.")
+    network, compute_dtype = estimator._network_for(X, np.dtype(X.dtype))
+    for parameter in network.parameters():
+        parameter.requires_grad_(False)
+    return X, network, compute_dtype, batch_size
 
 
 def _jacobian_map(estimator, X, per_block, batch_size, extra_rows=1):
@@ -50,40 +59,25 @@ def _jacobian_map(estimator, X, per_block, batch_size, extra_rows=1):
     ``batch_size`` rows, or about 16 MB of Jacobian (divided by
     ``extra_rows`` when each row is evaluated that many times at once).
     """
-    X = _checked(estimator, X)
-    n_components, n_features = estimator.n_components_, estimator.n_features_in_
-    dtype = np.dtype(X.dtype)
-    needed = X.shape[0] * n_components * n_features * dtype.itemsize
+    shape = (estimator.n_components_, estimator.n_features_in_)
+    X, network, compute_dtype, batch_size = _prepared(
+        estimator, X, batch_size, shape[0] * shape[1] * extra_rows
+    )
+    needed = X.shape[0] * shape[0] * shape[1] * np.dtype(X.dtype).itemsize
     if needed > available_memory():
         raise ValueError(
-            f"The Jacobians of {X.shape[0]:,} rows ({n_components} x {n_features} each) "
+            f"The Jacobians of {X.shape[0]:,} rows ({shape[0]} x {shape[1]} each) "
             f"take {needed / 2**30:.3g} GiB, more than the memory available: pass fewer rows."
         )
-    if batch_size is None:
-        batch_size = max(1, BLOCK_VALUES // (n_components * n_features * extra_rows))
-    elif isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int or None; got {batch_size!r}.")
-    network, compute_dtype = estimator._network_for(X, dtype)
-    for parameter in network.parameters():
-        parameter.requires_grad_(False)  # derivatives with respect to the inputs only
     return map_rows(
         lambda rows: per_block(network, rows),
         X,
         estimator.device_,
-        (n_components, n_features),
-        dtype,
+        shape,
+        X.dtype,
         compute_dtype,
         rows_per_block=batch_size,
     )
-
-
-def _feature_std(X):
-    """Per-feature standard deviations of checked rows (array, sparse or on disk), float64."""
-    if isinstance(X, ArrayReader):
-        return np.sqrt(summarize(X, X.blocks(), 0, 0).variance)
-    if sp.issparse(X):
-        return np.sqrt(mean_variance_axis(X, axis=0)[1])
-    return X.std(axis=0, dtype=np.float64)
 
 
 def _row_function(function):
@@ -190,15 +184,33 @@ def code_loadings(estimator, X: ArrayLike, *, batch_size: int | None = None) -> 
         component_names : ndarray of str of shape (n_components,)
             ``estimator.get_feature_names_out()``.
     """
-    decoder = decoder_jacobian(estimator, X, batch_size=batch_size)
-    encoder = np.abs(encoder_jacobian(estimator, X, batch_size=batch_size)).mean(axis=0)
+    n_components, n_features = estimator.n_components_, estimator.n_features_in_
+    X, network, compute_dtype, batch_size = _prepared(
+        estimator, X, batch_size, 2 * n_components * n_features
+    )
+    # One pass, summing as it goes: the rows' Jacobians are never all held.
+    decoder, encoder = 0.0, 0.0
+    count, mean, squares = 0, 0.0, 0.0  # the rows' moments, merged block by block
+    for _, _, rows in row_blocks(X, estimator.device_, compute_dtype, batch_size):
+        decoder = decoder + _decoder_jacobians(network, rows).sum(dim=0).double()
+        encoder = encoder + _encoder_jacobians(network, rows).abs().sum(dim=0).double()
+        values = rows.double()
+        block_mean = values.mean(dim=0)
+        delta, total = block_mean - mean, count + len(rows)
+        mean = mean + delta * len(rows) / total
+        squares = squares + (values - block_mean).square().sum(dim=0)
+        squares = squares + delta.square() * count * len(rows) / total
+        count = total
+    dtype = np.dtype(X.dtype)
+    encoder = (encoder / count).cpu().numpy().astype(dtype)
+    std = (squares / count).sqrt().cpu().numpy()
     names = getattr(estimator, "feature_names_in_", None)
     if names is None:
-        names = np.asarray([f"x{j}" for j in range(estimator.n_features_in_)], dtype=object)
+        names = np.asarray([f"x{j}" for j in range(n_features)], dtype=object)
     return Bunch(
-        decoder=decoder.mean(axis=0),
+        decoder=(decoder / count).cpu().numpy().astype(dtype),
         encoder=encoder,
-        encoder_per_std=encoder * _feature_std(_checked(estimator, X)).astype(encoder.dtype),
+        encoder_per_std=encoder * std.astype(dtype),
         feature_names=np.asarray(names, dtype=object),
         component_names=estimator.get_feature_names_out(),
     )
