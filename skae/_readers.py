@@ -54,12 +54,30 @@ def memory_budget():
     return budget if budget is not None else available_memory() // 4
 
 
+def block_rows(n_features):
+    """Number of rows per block so that one block holds about 16 MB of float32 values."""
+    return max(1, BLOCK_VALUES // max(1, n_features))
+
+
+def joined_bounds(n, step, smallest=2):
+    """``[(start, stop), ...]`` cutting ``n`` items into runs of ``step``; a last run
+    shorter than ``smallest`` joins the one before.
+
+    The one rule for blocks, batches and shards: a batch of one row would make
+    batch normalisation fail and gives a very noisy step.
+    """
+    starts = list(range(0, n, step))
+    if len(starts) > 1 and n - starts[-1] < smallest:
+        starts.pop()
+    return list(zip(starts, starts[1:] + [n], strict=True))
+
+
 def default_block_rows(n_features, chunk_rows=None):
     """About 16 MB of float32 rows, a multiple of the array's chunk rows when it has them."""
     rows = get_config()["stream_block_rows"]
     if rows is not None:
         return rows
-    rows = max(1, BLOCK_VALUES // max(1, n_features))
+    rows = block_rows(n_features)
     if chunk_rows:
         rows = max(chunk_rows, rows // chunk_rows * chunk_rows)
     return rows
@@ -116,13 +134,7 @@ class ArrayReader:
 
     def blocks(self, block_rows=None):
         """``(start, stop)`` of each block, in order."""
-        step, n = block_rows or self.block_rows, self.shape[0]
-        starts = list(range(0, n, step))
-        # A last block of one row joins the one before (a batch of one row
-        # would break batch normalisation).
-        if len(starts) > 1 and n - starts[-1] == 1:
-            starts.pop()
-        return list(zip(starts, starts[1:] + [n], strict=True))
+        return joined_bounds(self.shape[0], block_rows or self.block_rows)
 
     def read(self, start, stop):
         """Rows ``start:stop`` as a checked float ndarray."""

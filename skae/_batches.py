@@ -8,14 +8,12 @@ of them at a time, and shuffled together. There is deliberately no
 per-sample ``Dataset``.
 """
 
-import math
-
 import numpy as np
 import scipy.sparse as sp
 import torch
 
 from ._config import get_config
-from ._sources import BLOCK_VALUES
+from ._readers import block_rows, joined_bounds
 
 # Keep dense data on the host when it would fill more than this share of free GPU memory.
 _DEVICE_MEMORY_SHARE = 0.5
@@ -25,20 +23,9 @@ _EVALUATION_ROWS = 4096
 COMPARISON_VALUES = 1 << 24
 
 
-def block_rows(n_features):
-    """Number of rows per block so that one block holds about 16 MB."""
-    return max(1, BLOCK_VALUES // max(1, n_features))
-
-
 def batch_bounds(n_samples, batch_size):
-    """``(start, stop)`` of each batch; a last batch of one sample joins the one before.
-
-    A batch of one would make batch normalisation fail and gives a very noisy step.
-    """
-    starts = list(range(0, n_samples, batch_size))
-    if len(starts) > 1 and n_samples - starts[-1] == 1:
-        starts.pop()
-    return zip(starts, starts[1:] + [n_samples], strict=True)
+    """``(start, stop)`` of each batch; a last batch of one sample joins the one before."""
+    return joined_bounds(n_samples, batch_size)
 
 
 def shard_bounds(n_samples, batch_size, rank, world_size):
@@ -48,11 +35,7 @@ def shard_bounds(n_samples, batch_size, rank, world_size):
     possible; every rank makes the same number of steps, each with at least
     two rows (a short last global batch joins the one before).
     """
-    step = batch_size * world_size
-    starts = list(range(0, n_samples, step))
-    if len(starts) > 1 and n_samples - starts[-1] < 2 * world_size:
-        starts.pop()
-    for start, stop in zip(starts, starts[1:] + [n_samples], strict=True):
+    for start, stop in joined_bounds(n_samples, batch_size * world_size, 2 * world_size):
         base, extra = divmod(stop - start, world_size)
         first = start + rank * base + min(rank, extra)
         yield first, first + base + (rank < extra), stop - start
@@ -202,7 +185,7 @@ class GraphSource:
 
 
 class StreamSource:
-    """Rows read block by block from an :class:`~skae._sources.ArrayReader`.
+    """Rows read block by block from an :class:`~skae._readers.ArrayReader`.
 
     An epoch reads the blocks in a random order, ``stream_window_blocks`` at
     a time (see :func:`skae.set_config`), shuffles the rows of each window
@@ -303,54 +286,7 @@ class StreamSource:
 def _global_windows(block_order, window_blocks, world_size):
     """Windows of ``window_blocks`` block indices; a last window too small to give
     every rank a block joins the one before."""
-    windows = [
-        block_order[i : i + window_blocks] for i in range(0, len(block_order), window_blocks)
+    return [
+        block_order[start:stop]
+        for start, stop in joined_bounds(len(block_order), window_blocks, world_size)
     ]
-    if len(windows) > 1 and len(windows[-1]) < world_size:
-        last = windows.pop()
-        windows[-1] = windows[-1] + last
-    return windows
-
-
-def map_rows(
-    function, X, device, n_outputs, dtype, compute_dtype=torch.float32, rows_per_block=None
-):
-    """Apply ``function`` to ``X`` block by block and gather the results.
-
-    Parameters
-    ----------
-    function : callable
-        Takes a float32 tensor of rows on ``device`` and returns a tensor with
-        ``n_outputs`` columns, or a 1-D tensor when ``n_outputs`` is None.
-    X : ndarray, sparse matrix or ArrayReader
-        An :class:`~skae._sources.ArrayReader` is read (and checked) block by block.
-    device : torch.device
-    n_outputs : int, tuple of int or None
-        Columns of the result (a tuple: the shape of each row's result).
-    dtype : numpy dtype of the result
-    compute_dtype : torch dtype the rows are converted to
-    rows_per_block : int, default=None
-        Rows per block; by default about 16 MB of input or output per block.
-
-    Returns
-    -------
-    ndarray of shape (n_samples, n_outputs) or (n_samples,)
-    """
-    row_shape = () if n_outputs is None else np.atleast_1d(n_outputs).tolist()
-    out = np.empty((X.shape[0], *row_shape), dtype=dtype)
-    step = rows_per_block or block_rows(max(X.shape[1], math.prod(row_shape)))
-    for start, stop, block in row_blocks(X, device, compute_dtype, step):
-        out[start:stop] = function(block).cpu().numpy()
-    return out
-
-
-def row_blocks(X, device, compute_dtype, rows_per_block):
-    """``(start, stop, rows)`` of ``X`` in blocks, each a ``compute_dtype`` tensor on ``device``.
-
-    ``X`` is an ndarray, a sparse matrix (densified block by block) or an
-    :class:`~skae._sources.ArrayReader` (read and checked block by block).
-    """
-    read = X.read if hasattr(X, "read") else (lambda start, stop: X[start:stop])
-    for start in range(0, X.shape[0], rows_per_block):
-        stop = min(start + rows_per_block, X.shape[0])
-        yield start, stop, rows_to_tensor(read(start, stop), device, compute_dtype)

@@ -1,7 +1,7 @@
-"""A fitting call's data: checked, held in memory or streamed, and split.
+"""A fitting call's data: checked, held in memory or streamed, split, and the start's data.
 
-:func:`training_data` turns what the user passed into an array in memory or
-an :class:`~skae._sources.ArrayReader` for data beyond the memory budget;
+:func:`training_data` turns validated input into an array in memory or an
+:class:`~skae._readers.ArrayReader` for data beyond the memory budget;
 :func:`in_memory` and :func:`streamed` make the training and validation
 sources and the data the start of a new network needs.
 """
@@ -12,10 +12,11 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.model_selection import train_test_split
 
-from ._data import GraphSource, RowSource, StreamSource
+from ._batches import GraphSource, RowSource, StreamSource
 from ._initialization import data_scale, pca_sample_rows, scales_from_moments
 from ._neighbors import NeighborSampler, fuzzy_graph
-from ._sources import ArrayReader, fits_in_memory, summarize
+from ._params import n_validation_rows
+from ._readers import ArrayReader, fits_in_memory, summarize
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
@@ -33,27 +34,48 @@ def check_float32_range(X, what="X"):
             )
 
 
-def training_data(estimator, X, reset):
-    """``X`` checked for training: an ndarray or sparse matrix held in memory, or an
-    :class:`ArrayReader` for data beyond the memory budget (see ``skae.set_config``).
+def check_unit_interval(X, what):
+    """Raise a ValueError unless every value of ``X`` lies in [0, 1]."""
+    if not in_unit_interval(X):
+        values = X.data if sp.issparse(X) else X
+        raise ValueError(
+            f"{what} needs data in [0, 1]; got values from {float(values.min())!r} "
+            f"to {float(values.max())!r}. Scale the data (e.g. MinMaxScaler) first."
+        )
+
+
+def check_values(X, objective):
+    """Raise unless ``objective`` can be trained on (or score) ``X``: values in [0, 1]
+    for a binary cross-entropy or a Bernoulli likelihood."""
+    if objective.unit_interval_reason is not None:
+        check_unit_interval(X, objective.unit_interval_reason)
+
+
+def check_training_values(X, objective):
+    """The checks every block of training data passes: float32's range, the objective's."""
+    check_float32_range(X)
+    check_values(X, objective)
+
+
+def training_data(X, objective):
+    """Validated ``X`` ready for training: an ndarray or sparse matrix held in memory,
+    or an :class:`ArrayReader` for data beyond the memory budget (see ``skae.set_config``).
 
     Data on disk or in a cluster that fits the budget is read (and checked) into
     memory block by block; what does not fit is only checked as it is streamed.
     """
-    X = estimator._checked_input(X, reset=reset)
     if isinstance(X, ArrayReader):
         if not fits_in_memory(*X.shape, itemsize=X.dtype.itemsize):
-            X.check = functools.partial(_check_training_block, estimator)
+            X.check = functools.partial(check_training_values, objective=objective)
             return X
         X = X.materialize()
-    check_float32_range(X)
-    estimator._check_training_data(X)
+    check_training_values(X, objective)
     if not sp.issparse(X) and not fits_in_memory(*X.shape):
         return ArrayReader(X)
     return X
 
 
-def resolved_output_activation(estimator, X, previous=None):
+def resolved_output_activation(requested, X, previous=None):
     """The output activation a network for ``X`` gets: the estimator's, with ``"auto"`` resolved.
 
     ``"auto"`` is ``"sigmoid"`` when every training value lies in [0, 1]
@@ -61,8 +83,8 @@ def resolved_output_activation(estimator, X, previous=None):
     keeps what the network was built with. Data streamed from beyond the
     memory budget costs one extra read to find its range.
     """
-    if estimator.output_activation != "auto":
-        return estimator.output_activation
+    if requested != "auto":
+        return requested
     if previous is not None:
         return previous.spec.output_activation
     return "sigmoid" if in_unit_interval(X) else "linear"
@@ -86,50 +108,40 @@ def column_means(X):
     return X.mean(axis=0, dtype=np.float64)
 
 
-def _check_training_block(estimator, block):
-    check_float32_range(block)
-    estimator._check_training_data(block)
-
-
-def in_memory(estimator, X, device, split_seed, early_stopping):
+def in_memory(plan, X, device, split_seed, early_stopping):
     """Training and validation sources held in memory, and the start's data."""
     train_X, validation_X = X, None
     if early_stopping:
-        train_X, validation_X = _split(X, estimator.validation_fraction, split_seed)
-    make = functools.partial(_memory_source, estimator, device=device, seed=split_seed)
+        train_X, validation_X = _split(X, plan.training.validation_fraction, split_seed)
+    make = functools.partial(_memory_source, plan.objective, device=device, seed=split_seed)
     validation = None if validation_X is None else make(validation_X)
     return make(train_X), validation, lambda seed: (data_scale(X), X)
 
 
-def _memory_source(estimator, X, device, seed):
+def _memory_source(objective, X, device, seed):
     """A :class:`RowSource`, or with the neighbour objective a :class:`GraphSource`
     whose graph is built from these rows."""
     rows = RowSource(X, device)
-    if not estimator.neighbor_weight:
+    if not objective.neighbors:
         return rows
-    graph = fuzzy_graph(X, estimator.n_neighbors, seed)
+    graph = fuzzy_graph(X, objective.n_neighbors, seed)
     return GraphSource(rows, NeighborSampler(graph))
 
 
-def streamed(estimator, reader, device, split_seed, early_stopping):
-    """Streamed sources; see :func:`_streamed_sources`."""
-    if estimator.neighbor_weight:
-        raise ValueError(
-            "neighbor_weight > 0 builds a neighbour graph of all training rows in memory; "
-            "this data is beyond the memory budget (skae.set_config(memory_budget=...))."
-        )
-    return _streamed_sources(estimator, reader, device, split_seed, early_stopping)
-
-
-def _streamed_sources(estimator, reader, device, split_seed, early_stopping):
+def streamed(plan, reader, device, split_seed, early_stopping):
     """Streamed training and validation sources (whole blocks held out), and the start's data.
 
     The start's data (moments and a random sample of rows for the PCA start)
     takes one pass over all the data, which also checks every value.
     """
+    if plan.objective.neighbors:
+        raise ValueError(
+            "neighbor_weight > 0 builds a neighbour graph of all training rows in memory; "
+            "this data is beyond the memory budget (skae.set_config(memory_budget=...))."
+        )
     blocks, validation = reader.blocks(), None
     if early_stopping:
-        blocks, held_out = _split_blocks(blocks, estimator.validation_fraction, split_seed)
+        blocks, held_out = _split_blocks(blocks, plan.training.validation_fraction, split_seed)
         validation = StreamSource(reader, device, held_out)
 
     def start_data(seed):
@@ -140,7 +152,7 @@ def _streamed_sources(estimator, reader, device, split_seed, early_stopping):
 
 
 def _split_blocks(blocks, validation_fraction, seed):
-    n_validation = int(round(validation_fraction * len(blocks)))
+    n_validation = n_validation_rows(validation_fraction, len(blocks))
     if n_validation < 1 or n_validation >= len(blocks):
         raise ValueError(
             "early_stopping on streamed data holds out whole blocks: validation_fraction="
@@ -154,7 +166,7 @@ def _split_blocks(blocks, validation_fraction, seed):
 
 
 def _split(X, validation_fraction, seed):
-    n_validation = int(round(validation_fraction * X.shape[0]))
+    n_validation = n_validation_rows(validation_fraction, X.shape[0])
     if n_validation < 1 or n_validation >= X.shape[0]:
         raise ValueError(
             f"early_stopping needs a validation split: validation_fraction="
@@ -168,11 +180,12 @@ def _split(X, validation_fraction, seed):
     return X[np.sort(train)], X[np.sort(validation)]
 
 
-def check_blocks_per_rank(estimator, reader, world_size, early_stopping):
-    """Streamed data in a process group needs a block of at least 2 rows for every rank."""
+def check_blocks_per_rank(reader, world_size, validation_fraction):
+    """Streamed data in a process group needs a block of at least 2 rows for every rank
+    (``validation_fraction`` of the blocks held out, or None)."""
     blocks = reader.blocks()
-    if early_stopping:
-        blocks = blocks[: len(blocks) - int(round(estimator.validation_fraction * len(blocks)))]
+    if validation_fraction is not None:
+        blocks = blocks[: len(blocks) - n_validation_rows(validation_fraction, len(blocks))]
     if len(blocks) < world_size or min(stop - start for start, stop in blocks) < 2:
         raise ValueError(
             f"Streamed data in {len(blocks)} training blocks cannot be dealt to "
