@@ -29,6 +29,7 @@ import argparse
 import sys
 import time
 import warnings
+from unittest import mock
 
 import numpy as np
 import torch
@@ -51,7 +52,9 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.neighbors import KNeighborsClassifier
 
+import skae._fitting
 from skae import AutoencoderTransformer
+from skae._training import Callback
 
 SEED = 0
 WITHIN = 0.05
@@ -109,27 +112,42 @@ def test_error(network, X_test):
     return error
 
 
+class _Trace(Callback):
+    """Before every epoch, record ``measure(network)`` and the training time to get there."""
+
+    def __init__(self, network, measure, started):
+        self.network, self.measure, self.started = network, measure, started
+        self.trace, self.evaluating = [], 0.0
+
+    def on_epoch_begin(self, epoch):
+        now = time.perf_counter()
+        self.trace.append((now - self.started - self.evaluating, self.measure(self.network)))
+        self.evaluating += time.perf_counter() - now
+
+
 class TimedAutoencoder(AutoencoderTransformer):
     """Records a measure of the network before every epoch, and the training time to get there.
 
-    Uses the estimator's per-epoch hook; the measurements' own time is not
-    counted. Call :meth:`timed_fit` (``measure(network)`` returns what is
-    recorded: by default the test reconstruction error).
+    Adds an epoch hook (``skae._training.Callback``) to the fitting call's
+    own; the measurements' time is not counted. Call :meth:`timed_fit`
+    (``measure(network)`` returns what is recorded: by default the test
+    reconstruction error).
     """
 
     def timed_fit(self, X, X_test, measure=None):
         """Fit on ``X``; return the training seconds (measurements excluded)."""
-        self._measure = measure or (lambda network: test_error(network, X_test))
-        self._trace, self._evaluating = [], 0.0
-        self._started = time.perf_counter()
-        self.fit(X)
-        return time.perf_counter() - self._started - self._evaluating
+        measure = measure or (lambda network: test_error(network, X_test))
+        started, traces = time.perf_counter(), []
+        own_callbacks = skae._fitting.fit_callbacks
 
-    def _epoch_hook(self, state, epoch):
-        super()._epoch_hook(state, epoch)
-        now = time.perf_counter()
-        self._trace.append((now - self._started - self._evaluating, self._measure(state.network)))
-        self._evaluating += time.perf_counter() - now
+        def with_trace(plan, state, *args):
+            traces.append(_Trace(state.network, measure, started))
+            return [*own_callbacks(plan, state, *args), traces[-1]]
+
+        with mock.patch.object(skae._fitting, "fit_callbacks", with_trace):
+            self.fit(X)
+        self._trace = traces[-1].trace
+        return time.perf_counter() - started - traces[-1].evaluating
 
 
 def time_to_quality(trace, final_error, fit_seconds):

@@ -4,7 +4,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from ._autoencoder import AutoencoderTransformer
 from ._config import config_context, get_config, set_config
-from ._persistence import load
+from ._loading import load
 from ._training import DivergenceError
 from ._vae import VAETransformer
 

@@ -2,9 +2,8 @@
 
 import numbers
 
-from ._base import BaseAutoencoder, check_unit_interval
+from ._base import BaseAutoencoder
 from ._compat import Interval, StrOptions
-from ._models import AutoencoderModel
 
 
 class AutoencoderTransformer(BaseAutoencoder):
@@ -225,8 +224,6 @@ class AutoencoderTransformer(BaseAutoencoder):
         "sparsity": [Interval(numbers.Real, 0, None, closed="left")],
     }
 
-    _model_params = ("loss",)
-
     def __init__(
         self,
         n_components=2,
@@ -299,24 +296,3 @@ class AutoencoderTransformer(BaseAutoencoder):
         self.random_state = random_state
         self.verbose = verbose
         self.warm_start = warm_start
-
-    def _check_params(self):
-        if self.loss == "bce" and self.output_activation not in ("sigmoid", "auto"):
-            raise ValueError(
-                "loss='bce' needs output_activation='sigmoid' (reconstructions "
-                f"must be probabilities); got output_activation={self.output_activation!r}."
-            )
-
-    def _check_training_data(self, X):
-        if self.loss == "bce":
-            check_unit_interval(X, "loss='bce'")
-
-    def _build_model(self, spec, center, scale, input_scales):
-        encoder, decoder = self._encoder_decoder(
-            spec, center, scale, input_scales, output_activation=spec.output_activation
-        )
-        return AutoencoderModel(encoder, decoder, spec.option("loss"))
-
-    def _configure_model(self, model):
-        super()._configure_model(model)
-        model.sparsity = self.sparsity

@@ -2,10 +2,12 @@
 
 :class:`BaseAutoencoder` is the public surface: fitting calls as
 transactions, ``transform``, ``inverse_transform``, scoring and persistence.
-The work lives elsewhere: parameter checks in ``_params``, one fitting call
-in ``_fitting``, the fitted state in ``_state``, saving in ``_persistence``.
-A subclass supplies its model through ``_build_model`` and may check its own
-parameters and data.
+The estimator validates its parameters once per fitting call and hands the
+rest of the package a frozen plan (``_params.fit_plan``); the work lives
+elsewhere: one fitting call in ``_fitting``, the fitted state in ``_state``,
+saving in ``_persistence``. A subclass declares its parameters (and their
+constraints) and adds its own methods; the model its parameters describe is
+built from the plan (``_models.build_model``).
 """
 
 import abc
@@ -15,7 +17,6 @@ import numbers
 import os
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
@@ -24,25 +25,16 @@ from sklearn.utils import check_array
 from sklearn.utils.validation import check_is_fitted
 
 from ._compat import Interval, StrOptions, _fit_context, validate_data
-from ._data import map_rows
-from ._fitting import fit_call
-from ._inputs import check_float32_range, in_unit_interval
-from ._neighbors import kernel_parameters
-from ._networks import ACTIVATIONS, OUTPUT_ACTIVATIONS, dense_encoder_decoder
-from ._persistence import estimator_bytes, estimator_from_bytes, save_estimator
-from ._sources import ArrayReader, is_out_of_core
+from ._distributed import agreed, current_group
+from ._fitting import call_seeds, fit_call
+from ._inference import map_rows
+from ._networks import ACTIVATIONS, OUTPUT_ACTIVATIONS
+from ._params import fit_plan
+from ._persistence import SavedModel, model_bytes, read_bytes, save_model
+from ._readers import ArrayReader, is_out_of_core
 from ._training import OPTIMIZERS
+from ._training_data import check_float32_range, check_values
 from ._warnings import warn_at_caller
-
-
-def check_unit_interval(X, what):
-    """Raise a ValueError unless every value of ``X`` lies in [0, 1]."""
-    if not in_unit_interval(X):
-        values = X.data if sp.issparse(X) else X
-        raise ValueError(
-            f"{what} needs data in [0, 1]; got values from {float(values.min())!r} "
-            f"to {float(values.max())!r}. Scale the data (e.g. MinMaxScaler) first."
-        )
 
 
 def _chain(first, second):
@@ -68,7 +60,7 @@ class BaseAutoencoder(
     """Shared machinery of the autoencoder estimators; not for direct use."""
 
     _parameter_constraints = {
-        # None passes here so that check_params can say what to pass instead.
+        # None passes here so that fit_plan can say what to pass instead.
         "n_components": [Interval(numbers.Integral, 1, None, closed="left"), None],
         "hidden_layer_sizes": ["array-like", Interval(numbers.Integral, 1, None, closed="left")],
         "activation": [StrOptions(set(ACTIVATIONS))],
@@ -103,38 +95,55 @@ class BaseAutoencoder(
         "min_dist": [Interval(numbers.Real, 0, 1, closed="both")],
     }
 
-    # Parameters of a subclass that shape its network (see NetworkSpec.objective).
-    _model_params = ()
+    # ------------------------------------------------------------- the plan
 
-    # ------------------------------------------------------------------ hooks
+    def _fit_plan(self, *, partial=False, check_device=True):
+        """Validate every parameter and return the frozen plan of a fitting call.
 
-    @abc.abstractmethod
-    def _build_model(self, spec, center, scale, input_scales):
-        """Return the untrained model (see ``skae._models``) that ``spec`` describes."""
-
-    def _check_params(self):
-        """Check combinations of a subclass's parameters that constraints cannot express."""
-
-    def _check_training_data(self, X):
-        """Reject training data the model cannot fit (e.g. outside [0, 1])."""
-
-    def _configure_model(self, model):
-        """Copy the parameters that do not shape the network into ``model``.
-
-        Called at every fitting call, so ``set_params`` between warm-started
-        fits takes effect.
+        scikit-learn's declared constraints first (called here too:
+        ``_fit_context`` skips them for ``partial_fit`` on a fitted model),
+        then what they cannot express (``skae._params.fit_plan``).
         """
-        model.noise, model.noise_level = self.noise, self.noise_level
-        model.neighbor_weight = float(self.neighbor_weight)
-        if self.neighbor_weight:
-            model.kernel_a, model.kernel_b = kernel_parameters(self.min_dist)
+        self._validate_params()
+        return fit_plan(
+            type(self).__name__,
+            self._parameter_constraints,
+            self.get_params(deep=False),
+            partial=partial,
+            check_device=check_device,
+        )
 
-    def _epoch_hook(self, state, epoch):
-        """Called before each epoch of a fitting call (e.g. for KL warm-up)."""
+    @classmethod
+    def _saved_plan(cls, params):
+        """The plan of a saved model's ``params``, checked as ``fit`` checks them
+        (except for the device's presence)."""
+        unknown = sorted(set(params) - set(cls._get_param_names()))
+        if unknown:
+            raise ValueError(f"unknown parameters {unknown[:5]}")
+        return cls(**params)._fit_plan(check_device=False)
 
-    def _unmonitored_epochs(self, state):
-        """Epochs of this call whose loss must not decide when to stop."""
-        return 0
+    def _saved(self):
+        """The fitted model as skae's file format holds it."""
+        return SavedModel(
+            type(self).__name__,
+            self.get_params(deep=False),
+            self.n_features_in_,
+            getattr(self, "feature_names_in_", None),
+            self._state,
+        )
+
+    @classmethod
+    def _from_saved(cls, saved):
+        """The fitted estimator of a :class:`~skae._persistence.SavedModel`."""
+        estimator = cls(**saved.params)
+        estimator._set_saved(saved)
+        return estimator
+
+    def _set_saved(self, saved):
+        self._state = saved.state
+        self.n_features_in_ = saved.n_features_in
+        if saved.feature_names_in is not None:
+            self.feature_names_in_ = saved.feature_names_in
 
     # ----------------------------------------------------------- scikit-learn
 
@@ -221,26 +230,6 @@ class BaseAutoencoder(
     def _n_features_out(self):
         return self._state.spec.n_components
 
-    def _encoder_decoder(
-        self, spec, center, scale, input_scales, *, output_activation, code_outputs=None
-    ):
-        """The encoder and decoder that ``spec`` describes."""
-        return dense_encoder_decoder(
-            spec.n_features,
-            spec.hidden_layer_sizes,
-            spec.n_components,
-            activation=spec.activation,
-            output_activation=output_activation,
-            center=center,
-            scale=scale,
-            input_scales=input_scales,
-            encoder_outputs=code_outputs,
-            dropout=spec.dropout,
-            batch_norm=spec.batch_norm,
-            linear_shortcut=spec.linear_shortcut,
-            conv=spec.conv,
-        )
-
     def _validate(self, X, reset):
         return validate_data(
             self, X, accept_sparse="csr", dtype=[np.float64, np.float32], reset=reset
@@ -312,7 +301,9 @@ class BaseAutoencoder(
             random_state.get_state() if isinstance(random_state, np.random.RandomState) else None
         )
         try:
-            outcome = fit_call(self, X, partial=partial)
+            group = current_group()
+            plan, X, previous, seeds = agreed(group, self._prepare_call, X, partial)
+            outcome = fit_call(plan, X, previous, seeds, partial=partial, group=group)
             interrupted = outcome.interrupted
             try:
                 # Before the commit: a warning turned into an error fails the call too.
@@ -334,6 +325,16 @@ class BaseAutoencoder(
         if interrupted is not None:
             raise interrupted
         return self
+
+    def _prepare_call(self, X, partial):
+        """A fitting call's plan, validated data, the state it continues (or None)
+        and its seeds."""
+        plan = self._fit_plan(partial=partial)
+        previous = getattr(self, "_state", None)
+        if not (partial or plan.training.warm_start):
+            previous = None
+        X = self._checked_input(X, reset=previous is None)
+        return plan, X, previous, call_seeds(self.random_state)
 
     @classmethod
     def _is_fitted_name(cls, name):
@@ -422,10 +423,11 @@ class BaseAutoencoder(
         """``X`` validated for scoring: the training data's checks apply too."""
         check_is_fitted(self)
         X = self._checked_input(X, reset=False)
+        check = functools.partial(check_values, objective=self._state.network.objective)
         if isinstance(X, ArrayReader):
-            X.check = self._check_training_data
+            X.check = check
         else:
-            self._check_training_data(X)
+            check(X)
         return X
 
     def score_samples(self, X: ArrayLike) -> np.ndarray:
@@ -484,7 +486,7 @@ class BaseAutoencoder(
             changed. Without a key the SHA-256 detects accidental damage only.
         """
         check_is_fitted(self)
-        save_estimator(self, path, key=key)
+        save_model(self._saved(), path, key=key)
 
     # Pickle, joblib, copy and skops all go through these: a fitted model's
     # state travels as the bytes of its skae file (a numpy array), so that it
@@ -497,7 +499,7 @@ class BaseAutoencoder(
             del state["_state"]
             for name in ("n_features_in_", "feature_names_in_"):  # in the file
                 state.pop(name, None)
-            state[self._FILE_STATE] = np.frombuffer(estimator_bytes(self), dtype=np.uint8)
+            state[self._FILE_STATE] = np.frombuffer(model_bytes(self._saved()), dtype=np.uint8)
         return state
 
     def __setstate__(self, state):
@@ -505,8 +507,11 @@ class BaseAutoencoder(
         data = state.pop(self._FILE_STATE, None)
         super().__setstate__(state)
         if data is not None:
-            restored = estimator_from_bytes(np.asarray(data, dtype=np.uint8).tobytes())
-            self._state = restored._state
-            self.n_features_in_ = restored.n_features_in_
-            if hasattr(restored, "feature_names_in_"):
-                self.feature_names_in_ = restored.feature_names_in_
+            data = np.asarray(data, dtype=np.uint8).tobytes()
+            self._set_saved(read_bytes(data, self._plan_of_own_class))
+
+    @classmethod
+    def _plan_of_own_class(cls, name, params):
+        if name != cls.__name__:
+            raise ValueError(f"the saved estimator is a {name!r:.60}, not a {cls.__name__}")
+        return cls._saved_plan(params)

@@ -105,3 +105,24 @@ class NeighborTradeoffWarning(Callback):
             "Lower neighbor_weight, or scale the features (e.g. StandardScaler) so that "
             "the neighbour graph and the reconstruction weigh them alike."
         ]
+
+
+def fit_callbacks(plan, state, optimizer, n_epochs, report, partial, continuing):
+    """The epoch hooks of a fitting call's ``plan``, in the order they run.
+
+    ``report`` reports progress; ``state`` is the state the call trains
+    (its ``n_iter`` epochs were run before the call).
+    """
+    training = plan.training
+    callbacks = [
+        LearningRateSchedule(
+            optimizer, training.learning_rate, training.learning_rate_schedule, n_epochs
+        )
+    ]
+    if plan.objective.variational:
+        callbacks.append(KLWarmup(state.network, plan.objective, state.n_iter))
+    callbacks.append(report)
+    callbacks.append(ConvergenceWarnings(plan.name, training.max_epochs, partial, continuing))
+    if not math.isnan(state.start_error):
+        callbacks.append(NeighborTradeoffWarning(state.start_error))
+    return callbacks

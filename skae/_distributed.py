@@ -23,6 +23,17 @@ def current_group():
     return Alone()
 
 
+def agreed(group, function, *args):
+    """``function(*args)``, raising on every rank of ``group`` if it raises on any."""
+    try:
+        result = function(*args)
+    except Exception as error:
+        group.agree(error)
+        raise
+    group.agree(None)
+    return result
+
+
 def local_rank_device():
     """``cuda:LOCAL_RANK`` inside a process group on a machine with CUDA, else None."""
     distributed = torch.distributed

@@ -1,35 +1,43 @@
-"""One fitting call (``fit``, ``partial_fit``, a warm start): data in, a new state out.
+"""One fitting call (``fit``, ``partial_fit``, a warm start): a plan and data in, a new state out.
 
-:func:`fit_call` never changes the estimator's fitted state: it builds a new
+:func:`fit_call` works from the call's :class:`~skae._plan.FitPlan` and
+never changes the estimator's fitted state: it builds a new
 :class:`~skae._state.FitState`, or trains a copy of the current one, and
 returns it for the estimator to put in place.
 """
 
+import contextlib
 import functools
 import math
+import signal
+import threading
 from typing import NamedTuple
 
 import torch
 
-from ._data import RowSource
+from ._batches import RowSource
+from ._callbacks import fit_callbacks
 from ._device import resolve_device
-from ._distributed import Alone, current_group
+from ._distributed import Alone, agreed
 from ._initialization import check_network_fits, seeded_model, start_from_pca
-from ._inputs import (
+from ._models import build_model
+from ._params import uses_early_stopping
+from ._plan import FitPlan, NetworkSpec
+from ._pretraining import pretrain_layerwise
+from ._progress import EpochReport, PretrainingReport
+from ._random import seeded_generator, seeds
+from ._readers import ArrayReader
+from ._state import FitState
+from ._training import ConvergenceMonitor, DivergenceError, Trainer, make_optimizer, run_epochs
+from ._training_data import (
     check_blocks_per_rank,
     column_means,
     in_memory,
+    n_validation_rows,
     resolved_output_activation,
     streamed,
     training_data,
 )
-from ._params import NetworkSpec, check_params, uses_early_stopping
-from ._pretraining import pretrain_layerwise
-from ._progress import EpochReport
-from ._random import seeded_generator, seeds
-from ._sources import ArrayReader
-from ._state import FitState
-from ._training import ConvergenceMonitor, DivergenceError, Trainer, make_optimizer, run_epochs
 
 
 class FitOutcome(NamedTuple):
@@ -40,76 +48,119 @@ class FitOutcome(NamedTuple):
     interrupted: KeyboardInterrupt | None
 
 
-def fit_call(estimator, X, *, partial):
-    """Train ``estimator``'s model on ``X`` for one fitting call; see the module docstring.
+class CallSeeds(NamedTuple):
+    """The seeds of one fitting call, drawn from ``random_state`` (see :func:`call_seeds`)."""
 
-    Inside a ``torch.distributed`` process group of several ranks, every rank
-    calls this with the same data; the ranks agree on every check before
-    training (a failure on one is an error on all, never a hang) and train
-    data-parallel (see ``skae._distributed``).
+    init: int
+    shuffle: int
+    noise: int
+    split: int
+
+
+def call_seeds(random_state):
+    """A fitting call's four seeds, drawn from ``random_state`` in one go."""
+    return CallSeeds(*seeds(random_state, 4))
+
+
+class _Call(NamedTuple):
+    """A fitting call's checked inputs."""
+
+    plan: FitPlan
+    X: object
+    spec: NetworkSpec
+    previous: FitState | None
+    device: torch.device
+    early_stopping: bool
+    partial: bool
+
+
+def fit_call(plan, X, previous, random_seeds, *, partial, group):
+    """Train a model on ``X`` as ``plan`` says, for one fitting call; see the module docstring.
+
+    Parameters
+    ----------
+    plan : FitPlan
+        The estimator's validated settings.
+    X : ndarray, sparse matrix or ArrayReader
+        The training data as scikit-learn's ``validate_data`` left it.
+    previous : FitState or None
+        The state a continued fit (``partial_fit``, ``warm_start``) trains a
+        copy of; None builds a new network.
+    random_seeds : CallSeeds
+    partial : bool
+        A ``partial_fit``: one epoch, the start no candidate, no pretraining.
+    group : ProcessGroup or Alone
+        Inside a ``torch.distributed`` process group of several ranks, every
+        rank calls this with the same data; the ranks agree on every check
+        before training (a failure on one is an error on all, never a hang)
+        and train data-parallel (see ``skae._distributed``).
     """
-    group = current_group()
-    call = _agreed(group, _prepare, estimator, X, partial, group)
+    call = agreed(group, _prepare, plan, X, previous, partial, group)
     group.check_same(call.X.shape, "X's shape")
-    init_seed, shuffle_seed, noise_seed, split_seed = group.broadcast(call.seeds)
+    random_seeds = CallSeeds(*group.broadcast(list(random_seeds)))
     # Placing the data and pretraining can fail on one rank only, too.
-    train_source, validation, state = _agreed(
-        group, _sources_and_state, estimator, call, partial, init_seed, split_seed
-    )
-    return _train(
-        estimator,
-        state,
-        train_source,
-        validation,
-        partial,
-        call.previous is not None,
-        (shuffle_seed, noise_seed, split_seed),
-        group,
-        _data_path(call.X),
-    )
+    train_source, validation, state = agreed(group, _sources_and_state, call, random_seeds)
+    return _train(call, state, train_source, validation, random_seeds, group)
 
 
-def _agreed(group, function, *args):
-    """``function(*args)``, raising on every rank of ``group`` if it raises on any."""
-    try:
-        result = function(*args)
-    except Exception as error:
-        group.agree(error)
-        raise
-    group.agree(None)
-    return result
+def _prepare(plan, X, previous, partial, group):
+    """Every check of a fitting call that needs its data but no other rank."""
+    X = training_data(X, plan.objective)
+    output = resolved_output_activation(plan.network.output_activation, X, previous)
+    spec = plan.network.for_data(X.shape[1], output)
+    if previous is not None and spec.changes_from(previous.spec):
+        raise ValueError(
+            f"{', '.join(spec.changes_from(previous.spec))} changed since the network was "
+            "built; continued training (warm_start or partial_fit) needs the same "
+            "network. Fit with warm_start=False to build a new one."
+        )
+    if plan.objective.neighbors and group.world_size > 1:
+        raise ValueError("neighbor_weight > 0 does not train in a process group yet.")
+    early_stopping = uses_early_stopping(plan, X.shape[0], partial)
+    fraction = plan.training.validation_fraction if early_stopping else None
+    if isinstance(X, ArrayReader) and group.world_size > 1:
+        check_blocks_per_rank(X, group.world_size, fraction)
+    n_train = X.shape[0] - (n_validation_rows(fraction, X.shape[0]) if early_stopping else 0)
+    if group.world_size > 1 and n_train < 2 * group.world_size:
+        raise ValueError(
+            f"{n_train} training samples cannot be shared by {group.world_size} ranks: "
+            "each needs at least 2."
+        )
+    device = resolve_device(plan.training.device)
+    return _Call(plan, X, spec, previous, device, early_stopping, partial)
 
 
-def _sources_and_state(estimator, call, partial, init_seed, split_seed):
+def _sources_and_state(call, random_seeds):
     """The training and validation sources, and the state this call trains."""
+    plan = call.plan
     sources = streamed if isinstance(call.X, ArrayReader) else in_memory
     train_source, validation, start_data = sources(
-        estimator, call.X, call.device, split_seed, call.early_stopping
+        plan, call.X, call.device, random_seeds.split, call.early_stopping
     )
-    if estimator.batch_norm and min(len(train_source), estimator.batch_size) < 2:
+    batch_size = plan.training.batch_size
+    if call.spec.batch_norm and min(len(train_source), batch_size) < 2:
         raise ValueError(
             "batch_norm=True needs batches of at least 2 samples; got "
-            f"{len(train_source)} training samples with batch_size={estimator.batch_size}."
+            f"{len(train_source)} training samples with batch_size={batch_size}."
         )
     if call.previous is not None:
         state = call.previous.copy()
         state.place(call.device)
         state.count_rows(call.X.shape[0], column_means(call.X))
     else:
-        scales, pca_rows = start_data(init_seed)
-        state = _new_state(
-            estimator, call.spec, scales, pca_rows, train_source, init_seed, call.device, partial
-        )
+        scales, pca_rows = start_data(random_seeds.init)
+        state = _new_state(call, scales, pca_rows, train_source, random_seeds.init)
         if call.early_stopping:
             state.validation_loss_curve = []
-        if estimator.neighbor_weight:
+        if plan.objective.neighbors:
             # The neighbour term can trade away the reconstruction; compared at the end.
             state.start_error = _reconstruction_of(
-                state.network, train_source, estimator.batch_size, Alone()
+                state.network, train_source, batch_size, Alone()
             )[0]
         state.count_rows(call.X.shape[0], scales[0])
     state.stream_block_rows = call.X.block_rows if isinstance(call.X, ArrayReader) else None
-    estimator._configure_model(state.network)
+    # Parameters that do not shape the network may change between continued fits.
+    state.network.set_objective(plan.objective)
     return train_source, validation, state
 
 
@@ -124,201 +175,152 @@ def _data_path(X):
     return f"Training from memory ({shape})"
 
 
-class _Call(NamedTuple):
-    """A fitting call's checked inputs."""
-
-    X: object
-    spec: NetworkSpec
-    previous: FitState | None
-    device: object
-    seeds: list
-    early_stopping: bool
-
-
-def _prepare(estimator, X, partial, group):
-    """Every check of a fitting call that needs no other rank; see :func:`fit_call`."""
-    check_params(estimator)
-    if partial and estimator.early_stopping != "auto" and estimator.early_stopping:
-        raise ValueError(
-            "partial_fit does not support early_stopping=True: it makes one "
-            "pass over the data it is given and holds none back."
-        )
-    previous = getattr(estimator, "_state", None)
-    continuing = previous is not None and (partial or estimator.warm_start)
-    X = training_data(estimator, X, reset=not continuing)
-    output = resolved_output_activation(estimator, X, previous if continuing else None)
-    spec = NetworkSpec.from_estimator(estimator, X.shape[1], output)
-    if continuing and spec.changes_from(previous.spec):
-        raise ValueError(
-            f"{', '.join(spec.changes_from(previous.spec))} changed since the network was "
-            "built; continued training (warm_start or partial_fit) needs the same "
-            "network. Fit with warm_start=False to build a new one."
-        )
-    if estimator.neighbor_weight and group.world_size > 1:
-        raise ValueError("neighbor_weight > 0 does not train in a process group yet.")
-    early_stopping = uses_early_stopping(estimator, X.shape[0], partial)
-    if isinstance(X, ArrayReader) and group.world_size > 1:
-        check_blocks_per_rank(estimator, X, group.world_size, early_stopping)
-    n_train = X.shape[0]
-    if early_stopping:
-        n_train -= int(round(estimator.validation_fraction * X.shape[0]))
-    if group.world_size > 1 and n_train < 2 * group.world_size:
-        raise ValueError(
-            f"{n_train} training samples cannot be shared by {group.world_size} ranks: "
-            "each needs at least 2."
-        )
-    return _Call(
-        X,
-        spec,
-        previous if continuing else None,
-        resolve_device(estimator.device),
-        seeds(estimator.random_state, 4),
-        early_stopping,
-    )
-
-
-def _new_state(estimator, spec, scales, pca_rows, train_source, seed, device, partial):
-    """A new network on ``device``: seeded, pretrained if asked (not by partial_fit), PCA start.
+def _new_state(call, scales, pca_rows, train_source, seed):
+    """A new network on the call's device: seeded, pretrained if asked (not by
+    partial_fit), started as a PCA.
 
     ``scales`` are the data's centre and scales (see ``data_scale``);
     ``pca_rows`` the rows (or a random sample of them) the PCA start is fitted to.
     """
-    build = functools.partial(estimator._build_model, spec, *scales)
-    check_network_fits(build, device)
-    model = seeded_model(build, seed)
-    state = FitState(
-        network=model.to(device),
-        spec=spec,
-        device=device,
-    )
-    estimator._configure_model(model)
-    if not partial and estimator.pretrain == "layerwise":
-        state.pretrain_loss_curves = _pretrain(estimator, model, train_source, device, seed)
-    start_from_pca(model, pca_rows, scales, spec.n_components, seed)
+    build = functools.partial(build_model, call.spec, call.plan.objective, *scales)
+    check_network_fits(build, call.device)
+    model = seeded_model(build, seed).to(call.device)
+    state = FitState(network=model, spec=call.spec, device=call.device)
+    if not call.partial and call.plan.training.pretrain == "layerwise":
+        state.pretrain_loss_curves = _pretrain(call.plan, model, train_source, call.device, seed)
+    start_from_pca(model, pca_rows, scales, call.spec.n_components, seed)
     return state
 
 
-def make_trainer(
-    estimator, network, optimizer, device, shuffle_seed, noise_seed, offset=0, group=None
-):
-    """A :class:`Trainer` with generators seeded from the two seeds and ``offset``."""
+def make_trainer(training, network, optimizer, device, shuffle_seed, noise_seed, **options):
+    """A :class:`Trainer` for ``training`` settings, its generators seeded from the two
+    seeds and ``offset`` (in ``options``, with ``group``)."""
+    offset = options.pop("offset", 0)
     return Trainer(
         network,
         optimizer,
         device,
-        batch_size=estimator.batch_size,
+        batch_size=training.batch_size,
         shuffle_generator=seeded_generator(shuffle_seed, stream=offset),
         noise_generator=seeded_generator(noise_seed, device, stream=offset),
-        precision=estimator.precision,
-        group=group,
+        precision=training.precision,
+        **options,
     )
 
 
-def _pretrain(estimator, model, train_source, device, seed):
+def _pretrain(plan, model, train_source, device, seed):
     """Greedy layer-wise pretraining; returns each layer pair's loss curve."""
+    training = plan.training
     shuffle_seed, noise_seed = seeds(int(seed), 2)
 
     def train_pair(pair, source, label):
         optimizer = make_optimizer(
-            estimator.optimizer,
+            training.optimizer,
             pair.trainable_parameters(),
-            estimator.learning_rate,
-            estimator.weight_decay,
+            training.learning_rate,
+            training.weight_decay,
             device,
         )
-        trainer = make_trainer(estimator, pair, optimizer, device, shuffle_seed, noise_seed)
+        trainer = make_trainer(training, pair, optimizer, device, shuffle_seed, noise_seed)
         history = run_epochs(
             trainer,
             source,
-            estimator.pretrain_epochs,
-            monitor=ConvergenceMonitor(estimator.tol, estimator.n_iter_no_change),
-            on_epoch=functools.partial(_report_pretraining, estimator, label),
+            training.pretrain_epochs,
+            monitor=ConvergenceMonitor(training.tol, training.n_iter_no_change),
+            callbacks=[PretrainingReport(label, bool(training.verbose))],
         )
-        return history["loss"]
+        return history.loss
 
     return pretrain_layerwise(model, train_source, train_pair)
 
 
-def _report_pretraining(estimator, pair, epoch, loss, validation_losses, seconds):
-    if estimator.verbose:
-        print(
-            f"Pretraining layer pair {pair}, epoch {epoch + 1}: loss {loss:.6g}, {seconds:.2f} s",
-            flush=True,
-        )
-
-
-def _train(
-    estimator, state, train_source, validation, partial, continuing, train_seeds, group, data_path
-):
+def _train(call, state, train_source, validation, random_seeds, group):
     """Run the call's epochs on ``state`` and conclude them (see :func:`_conclude`).
 
-    ``data_path`` is what ``verbose`` says first: where the rows come from.
+    Returns the :class:`FitOutcome`. A Ctrl-C while concluding is held until
+    the bookkeeping is done and then reported like one during the epochs.
     """
-    shuffle_seed, noise_seed, split_seed = train_seeds
-    n_epochs = 1 if partial else estimator.max_epochs
-    optimizer = state.optimizer(
-        estimator.optimizer, estimator.learning_rate, estimator.weight_decay
-    )
+    training = call.plan.training
+    n_epochs = 1 if call.partial else training.max_epochs
+    optimizer = state.optimizer(training.optimizer, training.learning_rate, training.weight_decay)
     trainer = make_trainer(
-        estimator,
+        training,
         state.network,
         optimizer,
         state.device,
-        shuffle_seed,
+        random_seeds.shuffle,
         # Each rank draws its own noise (dropout, denoising, the VAE's codes).
-        noise_seed + group.rank,
-        state.n_iter,
-        group,
+        random_seeds.noise + group.rank,
+        offset=state.n_iter,
+        group=group,
     )
     before = _Record(
         list(state.loss_curve), state.validation_loss_curve, state.n_iter, state.training_error
     )
     report = EpochReport(
-        type(estimator).__name__,
+        call.plan.name,
         state.n_iter,
         n_epochs,
         functools.partial(_in_reported_units, state.network),
-        bool(estimator.verbose) and group.is_main,
+        bool(training.verbose) and group.is_main,
     )
-    report.note(data_path)
+    report.note(_data_path(call.X))
+    callbacks = fit_callbacks(
+        call.plan, state, optimizer, n_epochs, report, call.partial, call.previous is not None
+    )
     try:
         history = run_epochs(
             trainer,
             train_source,
             n_epochs,
-            monitor=ConvergenceMonitor(estimator.tol, estimator.n_iter_no_change),
+            monitor=ConvergenceMonitor(training.tol, training.n_iter_no_change),
             validation_source=validation,
-            validation_seed=int(split_seed),
-            unmonitored_epochs=estimator._unmonitored_epochs(state),
-            start_is_candidate=not partial,
+            validation_seed=int(random_seeds.split),
+            start_is_candidate=not call.partial,
             # In a process group the ranks could be interrupted at different points
             # of a collective: there an interrupt rolls the call back on every rank.
             interruptible=group.world_size == 1,
-            on_epoch=report,
-            before_epoch=functools.partial(_before_epoch, estimator, state, optimizer, n_epochs),
+            callbacks=callbacks,
         )
     finally:
         report.close()
-    conclude = functools.partial(
-        _conclude,
-        estimator,
-        state,
-        optimizer,
-        history,
-        before,
-        partial,
-        continuing,
-        train_source,
-        group,
+    with interrupts_held() as held:
+        _conclude(call, state, optimizer, history, before, train_source, group)
+        messages = [message for hook in callbacks for message in hook.on_fit_end(history, state)]
+    return FitOutcome(state, messages, history.interrupted or held.interrupt)
+
+
+class _Held:
+    interrupt = None
+
+
+@contextlib.contextmanager
+def interrupts_held():
+    """Hold a Ctrl-C (SIGINT) that arrives inside the block instead of raising it there.
+
+    Yields an object whose ``interrupt`` is then the ``KeyboardInterrupt``
+    to report (None if none came). Only the main thread receives signals,
+    and only Python's default SIGINT handler is replaced: elsewhere, or
+    under a handler of the user's, the block runs as it is (an interrupt
+    there rolls the whole call back).
+    """
+    held = _Held()
+    replace = (
+        threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGINT) is signal.default_int_handler
     )
+    if not replace:
+        yield held
+        return
+
+    def hold(signum, frame):
+        held.interrupt = KeyboardInterrupt()
+
+    previous = signal.signal(signal.SIGINT, hold)
     try:
-        messages = conclude()
-    except KeyboardInterrupt as interrupt:
-        # The epochs are done: finish their bookkeeping (it can be redone),
-        # then report the interrupt.
-        messages = conclude()
-        history["interrupted"] = history["interrupted"] or interrupt
-    return FitOutcome(state, messages, history["interrupted"])
+        yield held
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 class _Record(NamedTuple):
@@ -352,37 +354,24 @@ def _check_not_wrecked(name, error_before, state):
         )
 
 
-def _conclude(
-    estimator, state, optimizer, history, before, partial, continuing, train_source, group
-):
-    """Put the call's results into ``state``; return the warnings they call for.
-
-    Computed from ``before`` each time, so that running it twice is harmless.
-    """
+def _conclude(call, state, optimizer, history, before, train_source, group):
+    """Put the call's results into ``state`` (computed from ``before``, the state's
+    record before the call)."""
     state.network.eval()
-    state.keep_optimizer(estimator.optimizer, optimizer)
+    state.keep_optimizer(call.plan.training.optimizer, optimizer)
     report = functools.partial(_in_reported_units, state.network)
-    state.loss_curve = before.loss_curve + [report(loss) for loss in history["loss"]]
+    state.loss_curve = before.loss_curve + [report(loss) for loss in history.loss]
     state.validation_loss_curve = before.validation_loss_curve
-    if history["validation_loss"]:
+    if history.validation_loss:
         state.validation_loss_curve = list(before.validation_loss_curve or []) + [
-            report(loss) for loss in history["validation_loss"]
+            report(loss) for loss in history.validation_loss
         ]
-    state.best_loss = report(history["best_loss"])
-    state.n_iter = before.n_iter + len(history["loss"])
+    state.best_loss = report(history.best_loss)
+    state.n_iter = before.n_iter + len(history.loss)
     state.training_error, state.training_variance = _reconstruction_of(
-        state.network, train_source, estimator.batch_size, group
+        state.network, train_source, call.plan.training.batch_size, group
     )
-    _check_not_wrecked(type(estimator).__name__, before.training_error, state)
-    messages = _warnings(estimator, history, partial, continuing, state)
-    if state.training_error > _NEIGHBOR_ERROR_RATIO * state.start_error:
-        messages.append(
-            f"The neighbour objective left a training reconstruction error "
-            f"{state.training_error / state.start_error:.3g} times the PCA start's. "
-            "Lower neighbor_weight, or scale the features (e.g. StandardScaler) so that "
-            "the neighbour graph and the reconstruction weigh them alike."
-        )
-    return messages
+    _check_not_wrecked(call.plan.name, before.training_error, state)
 
 
 # The end-of-call summary (noise_variance_, reconstruction_r2_) reads at most
@@ -429,49 +418,5 @@ def _reconstruction_of(network, source, batch_size, group):
     return squared_error / (n * n_features), variance
 
 
-def _before_epoch(estimator, state, optimizer, n_epochs, epoch):
-    rate = estimator.learning_rate
-    if estimator.learning_rate_schedule == "cosine":
-        rate *= 0.5 * (1 + math.cos(math.pi * epoch / n_epochs))
-    for group in optimizer.param_groups:
-        group["lr"] = rate
-    estimator._epoch_hook(state, epoch)
-
-
 def _in_reported_units(network, loss):
     return loss * network.loss_unit + network.loss_offset
-
-
-# A neighbour fit whose reconstruction error ends above this multiple of the
-# start's warns: the map has been bought with the reconstruction.
-_NEIGHBOR_ERROR_RATIO = 2.0
-
-
-# A start whose training reconstruction leaves less than this share of the
-# variance unexplained is exact for all purposes (n_components >= n_features
-# gives R^2 = 1 - 4e-15): training cannot improve it, and no advice helps.
-_EXACT_UNEXPLAINED = 1e-9
-
-
-def _warnings(estimator, history, partial, continuing, state):
-    name = type(estimator).__name__
-    if state.training_error <= _EXACT_UNEXPLAINED * state.training_variance:
-        return []
-    if history["kept_start"]:
-        started = (
-            "the previously fitted model"
-            if continuing
-            else "the model it started from (a PCA of the training data, where the "
-            "network has a linear path)"
-        )
-        return [
-            f"{name} did not improve on {started} and kept it. Try a lower "
-            "learning_rate, more epochs or another network."
-        ]
-    if not partial and not history["converged"] and history["interrupted"] is None:
-        return [
-            f"{name} stopped after max_epochs={estimator.max_epochs} "
-            "epochs while the loss was still improving; more epochs may give "
-            "a better model."
-        ]
-    return []

@@ -187,7 +187,7 @@ def check_network_fits(build, device):
     Counted on the meta device first, so that a network of 10^12 weights is a
     clear error rather than torch's failed allocation (or a machine swapping).
     """
-    from ._sources import available_memory
+    from ._readers import available_memory
 
     n_weights = sum(math.prod(shape) for shape, _ in network_layout(build).values())
     needed = 4 * n_weights  # float32

@@ -5,7 +5,11 @@ Each model is an ``nn.Module`` with
 - ``encoder`` and ``decoder`` submodules (data units in, data units out),
 - ``encode(x)`` and ``decode(code)``, used by ``transform`` and
   ``inverse_transform``,
-- ``sample_losses(x, generator)``: the per-sample training objective,
+- ``objective``: its :class:`~skae._objectives.Objective` (terms, weights,
+  input noise), set with ``set_objective`` at every fitting call,
+- ``loss_terms(x, generator)``: each term's per-sample value, and
+  ``sample_losses(x, generator)``: their weighted sum, the per-sample
+  training objective,
 - ``score_samples(x)``: the per-sample score the estimator reports,
 - ``loss_unit`` and ``loss_offset``: reported loss = objective * unit + offset
   (the objective itself is free of the data's units, so that a relative
@@ -25,7 +29,8 @@ from ._losses import (
     gaussian_negative_log_likelihood,
     mean_squared_error,
 )
-from ._networks import drawing_from, last_weighted_layer
+from ._networks import dense_encoder_decoder, drawing_from, last_weighted_layer
+from ._objectives import weighted_sum
 
 # The observation standard deviation of a Gaussian VAE stays above this share
 # of the data's scale, so that a perfect fit of a constant feature cannot
@@ -62,27 +67,36 @@ def corrupted(x, noise, noise_level, scale, generator):
 
 
 class ReconstructionModel(nn.Module):
-    """An encoder and a decoder whose last module is an ``OutputLayer``.
+    """An encoder and a decoder whose last module is an ``OutputLayer``, and their objective.
 
-    ``noise`` (None, "gaussian" or "masking") with ``noise_level`` corrupts
-    the encoder's input in training only; the loss still compares with the
-    clean input (a denoising autoencoder).
+    The objective's ``noise`` (None, "gaussian" or "masking") with
+    ``noise_level`` corrupts the encoder's input in training only; the loss
+    still compares with the clean input (a denoising autoencoder).
     """
 
     # Reported losses are ``objective * loss_unit + loss_offset``.
     loss_unit = 1.0
     loss_offset = 0.0
 
-    def __init__(self, encoder, decoder):
+    def __init__(self, encoder, decoder, objective):
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder
-        self.noise = None
-        self.noise_level = 0.0
-        # The neighbour objective (see neighbor_losses), set by the estimator.
-        self.neighbor_weight = 0.0
-        self.kernel_a = 1.0
-        self.kernel_b = 1.0
+        self.set_objective(objective)
+
+    def set_objective(self, objective):
+        """Train for ``objective`` from now on (its reconstruction term is the model's own).
+
+        ``term_weights`` are the weights training uses, which an epoch hook
+        may change (the KL warm-up); evaluation always uses the objective's.
+        """
+        self.objective = objective
+        self.term_weights = objective.weights()
+
+    def sample_losses(self, x, generator=None):
+        """The per-sample objective: the weighted sum of :meth:`loss_terms`."""
+        weights = self.term_weights if self.training else self.objective.weights()
+        return weighted_sum(self.loss_terms(x, generator, weights), weights)
 
     def neighbor_losses(self, codes):
         """UMAP's cross-entropy for a batch laid out as ``[rows; one neighbour of each]``.
@@ -102,13 +116,17 @@ class ReconstructionModel(nn.Module):
     def _log_similarity_inverse(self, x, y):
         """``-log q = log(1 + a d^(2b))`` for each pair of rows of ``x`` and ``y``."""
         squared = (x - y).square().sum(dim=1)
-        return torch.log1p(self.kernel_a * (squared + 1e-12) ** self.kernel_b)
+        a, b = self.objective.kernel
+        return torch.log1p(a * (squared + 1e-12) ** b)
 
     def corrupt(self, x, generator):
         """``x`` with training noise (see :func:`corrupted`); ``x`` itself in evaluation."""
         if not self.training:
             return x
-        return corrupted(x, self.noise, self.noise_level, self.output_layer.scale, generator)
+        objective = self.objective
+        return corrupted(
+            x, objective.noise, objective.noise_level, self.output_layer.scale, generator
+        )
 
     @property
     def output_layer(self):
@@ -145,37 +163,33 @@ class AutoencoderModel(ReconstructionModel):
         Data (in the user's units) to code.
     decoder : Decoder
         Code to data, ending in an :class:`~skae._networks.OutputLayer`.
-    loss : {"mse", "bce"}
-        ``"mse"`` is the mean squared error divided by the square of the
-        data's scale (a constant, so the minimiser is the plain MSE in the
-        user's units); ``"bce"`` is the mean binary cross-entropy.
-
-    The weight of an L1 penalty on the code in training, ``sparsity``, is set
-    by the estimator at every fit (as are ``noise`` and ``noise_level``).
+    objective : Objective
+        Its reconstruction is ``"mse"``, the mean squared error divided by
+        the square of the data's scale (a constant, so the minimiser is the
+        plain MSE in the user's units), or ``"bce"``, the mean binary
+        cross-entropy; optional terms are an L1 penalty on the code
+        (``sparsity``) and the neighbour term.
     """
-
-    def __init__(self, encoder, decoder, loss):
-        super().__init__(encoder, decoder)
-        self.loss = loss
-        self.sparsity = 0.0
 
     @property
     def loss_unit(self):
-        return 1.0 if self.loss == "bce" else float(self.output_layer.scale) ** 2
+        bce = self.objective.reconstruction == "bce"
+        return 1.0 if bce else float(self.output_layer.scale) ** 2
 
-    def sample_losses(self, x, generator=None):
+    def loss_terms(self, x, generator=None, weights=None):
+        """``{term: per-sample value}`` for the terms in ``weights``."""
         with drawing_from(self, generator):
             code = full_precision(self.encoder(self.corrupt(x, generator)))
             logits = self.decoder_logits(code)
-        if self.loss == "bce":
-            losses = binary_cross_entropy(logits, x)
+        if self.objective.reconstruction == "bce":
+            terms = {"reconstruction": binary_cross_entropy(logits, x)}
         else:
-            losses = mean_squared_error(self.output_layer.residual(logits, x))
-        if self.sparsity:
-            losses = losses + self.sparsity * code.abs().mean(dim=1)
-        if self.neighbor_weight:
-            losses = losses + self.neighbor_weight * self.neighbor_losses(code)
-        return losses
+            terms = {"reconstruction": mean_squared_error(self.output_layer.residual(logits, x))}
+        if "sparsity" in weights:
+            terms["sparsity"] = code.abs().mean(dim=1)
+        if "neighbors" in weights:
+            terms["neighbors"] = self.neighbor_losses(code)
+        return terms
 
     def score_samples(self, x):
         """Minus the mean squared reconstruction error, in the data's units."""
@@ -193,13 +207,12 @@ class VariationalModel(ReconstructionModel):
         log-variances.
     decoder : Decoder
         Code to the mean of p(x | z), ending in an ``OutputLayer``.
-    likelihood : {"gaussian", "bernoulli"}
-        ``"gaussian"`` learns one observation variance shared by all features
-        (in the data's units); ``"bernoulli"`` reads the decoder's output as
-        probabilities.
-    beta : float
-        Weight of the KL term in the objective; in training, ``kl_weight``
-        (which a KL warm-up raises towards ``beta``) replaces it.
+    objective : Objective
+        Its reconstruction is the likelihood: ``"gaussian"`` learns one
+        observation variance shared by all features (in the data's units);
+        ``"bernoulli"`` reads the decoder's output as probabilities. Its
+        ``kl`` weighs the KL term (in training, ``term_weights["kl"]``, which
+        a KL warm-up raises towards it).
 
     The training objective measures the Gaussian likelihood as a density of
     the data divided by its scale, so that it does not depend on the data's
@@ -207,12 +220,19 @@ class VariationalModel(ReconstructionModel):
     ``loss_offset`` turns it into a density in the user's units.
     """
 
-    def __init__(self, encoder, decoder, likelihood, beta):
-        super().__init__(encoder, decoder)
-        self.likelihood = likelihood
-        self.beta = beta
-        self.kl_weight = beta
-        self.log_variance = nn.Parameter(torch.zeros(())) if likelihood == "gaussian" else None
+    def __init__(self, encoder, decoder, objective):
+        super().__init__(encoder, decoder, objective)
+        gaussian = objective.reconstruction == "gaussian"
+        self.log_variance = nn.Parameter(torch.zeros(())) if gaussian else None
+
+    @property
+    def likelihood(self):
+        return self.objective.reconstruction
+
+    @property
+    def kl_weight(self):
+        """The KL term's weight in training now (a warm-up raises it to ``objective.kl``)."""
+        return self.term_weights["kl"]
 
     @torch.no_grad()
     def started_from_pca(self, residual_variance):
@@ -268,18 +288,19 @@ class VariationalModel(ReconstructionModel):
         noise = torch.randn(shape, generator=generator, device=mean.device, dtype=mean.dtype)
         return mean + torch.exp(0.5 * log_variance) * noise, noise
 
-    def sample_losses(self, x, generator=None):
+    def loss_terms(self, x, generator=None, weights=None):
+        """``{term: per-sample value}``: the likelihood's, the KL's, and the neighbour term."""
         with drawing_from(self, generator):
             mean, log_variance = self.posterior(self.corrupt(x, generator))
             code, _ = self._draw(mean, log_variance, generator)
             logits = self.decoder_logits(code)
-        kl = gaussian_kl_divergence(mean, log_variance)
-        # Evaluation (validation, the start's loss) always measures the full objective.
-        kl_weight = self.kl_weight if self.training else self.beta
-        losses = self.negative_log_likelihood(logits, x, in_data_units=False) + kl_weight * kl
-        if self.neighbor_weight:
-            losses = losses + self.neighbor_weight * self.neighbor_losses(mean)
-        return losses
+        terms = {
+            "reconstruction": self.negative_log_likelihood(logits, x, in_data_units=False),
+            "kl": gaussian_kl_divergence(mean, log_variance),
+        }
+        if "neighbors" in weights:
+            terms["neighbors"] = self.neighbor_losses(mean)
+        return terms
 
     def score_samples(self, x):
         """The ELBO in nats, its reconstruction term taken at the posterior mean."""
@@ -300,3 +321,36 @@ class VariationalModel(ReconstructionModel):
             log_posterior = -0.5 * (noise.square() + log_variance + math.log(2 * math.pi)).sum(-1)
             log_weights.append(-nll.reshape(n, -1) + log_prior - log_posterior)
         return torch.logsumexp(torch.cat(log_weights), dim=0) - math.log(n_draws)
+
+
+def build_model(spec, objective, center, scale, input_scales):
+    """The untrained model that ``spec`` and ``objective`` describe.
+
+    Parameters
+    ----------
+    spec : NetworkSpec
+        The network's shape (``skae._plan``).
+    objective : Objective
+        A likelihood for a VAE, an autoencoder's loss otherwise.
+    center, scale, input_scales
+        The data's conditioning (``skae._initialization.scales_from_moments``).
+    """
+    variational = objective.variational
+    output = "sigmoid" if objective.reconstruction == "bernoulli" else spec.output_activation
+    encoder, decoder = dense_encoder_decoder(
+        spec.n_features,
+        spec.hidden_layer_sizes,
+        spec.n_components,
+        activation=spec.activation,
+        output_activation=output,
+        center=center,
+        scale=scale,
+        input_scales=input_scales,
+        encoder_outputs=2 * spec.n_components if variational else None,
+        dropout=spec.dropout,
+        batch_norm=spec.batch_norm,
+        linear_shortcut=spec.linear_shortcut,
+        conv=spec.conv,
+    )
+    model = VariationalModel if variational else AutoencoderModel
+    return model(encoder, decoder, objective)

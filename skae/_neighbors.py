@@ -4,26 +4,17 @@
 from their ``n_neighbors`` nearest neighbours (scikit-learn's
 ``NearestNeighbors``, or ``pynndescent`` for large data when it is
 installed): memory and time linear in the number of rows, never an n x n
-matrix. :func:`kernel_parameters` fits UMAP's low-dimensional similarity
-``1 / (1 + a d^(2b))`` to ``min_dist``.
+matrix. The low-dimensional similarity the objective uses is in
+``skae._objectives`` (``kernel_parameters``).
 """
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.optimize import curve_fit
 from sklearn.neighbors import NearestNeighbors
 
 # Above this many rows, pynndescent (when installed) replaces exact search.
 APPROXIMATE_ROWS = 50_000
 _SIGMA_STEPS = 64
-
-
-def kernel_parameters(min_dist, spread=1.0):
-    """UMAP's ``a`` and ``b``: ``1 / (1 + a d^(2b))`` fitted to a curve flat up to ``min_dist``."""
-    d = np.linspace(0, 3 * spread, 300)
-    target = np.where(d < min_dist, 1.0, np.exp(-(d - min_dist) / spread))
-    (a, b), _ = curve_fit(lambda x, a, b: 1.0 / (1.0 + a * x ** (2 * b)), d, target)
-    return float(a), float(b)
 
 
 def nearest_neighbors(X, n_neighbors, seed):

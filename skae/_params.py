@@ -1,21 +1,24 @@
-"""Every check of an estimator's parameters, and the network they describe.
+"""Every check of an estimator's parameters, and the plan they make.
 
-:func:`check_params` runs at the top of every fitting call (``fit``,
-``partial_fit``, warm starts), before anything changes: scikit-learn's
-declared constraints, then what they cannot express (booleans passed for
-numbers, sequences of sizes, combinations of parameters). :class:`NetworkSpec`
-is the frozen description of the network built from the parameters; a
-continued fit compares it with the one its network was built for.
+:func:`fit_plan` runs at the top of every fitting call (``fit``,
+``partial_fit``, warm starts), after scikit-learn's declared constraints
+(``_parameter_constraints``, checked by the estimator) and before anything
+changes: what the constraints cannot express about single parameters
+(:func:`check_numbers`: booleans passed for numbers, numbers float32 cannot
+hold; sequences of sizes), then every combination of parameters in one
+function (:func:`check_combinations`). It returns the frozen
+:class:`~skae._plan.FitPlan` the rest of the package works from. Checks
+that need the data live next to the code that needs it.
 """
 
 import collections.abc
-import dataclasses
-import math
 import numbers
 
 import numpy as np
 
 from ._device import resolve_device
+from ._objectives import objective_from_params
+from ._plan import FitPlan, NetworkSpec, TrainingSettings
 
 
 def _is_positive_int(value):
@@ -38,18 +41,18 @@ def positive_ints(value, name, *, allow_scalar=False):
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
-def _check_numbers(estimator):
+def check_numbers(name, constraints, params):
     """What the declared constraints let through: booleans for numbers, and
     numbers float32 cannot hold.
 
     Booleans are integers to Python but never a number of units or epochs
     here; infinite or huge rates and weights would overflow in training.
     """
-    for name, constraints in estimator._parameter_constraints.items():
-        value = getattr(estimator, name)
-        if isinstance(value, bool) and not {"boolean", "verbose"} & set(map(str, constraints)):
+    for parameter, allowed in constraints.items():
+        value = params[parameter]
+        if isinstance(value, bool) and not {"boolean", "verbose"} & set(map(str, allowed)):
             raise ValueError(
-                f"The {name!r} parameter of {type(estimator).__name__} must be a number, "
+                f"The {parameter!r} parameter of {name} must be a number, "
                 f"not a boolean; got {value!r}."
             )
         if (
@@ -58,18 +61,18 @@ def _check_numbers(estimator):
             and not abs(value) <= _FLOAT32_MAX
         ):
             raise ValueError(
-                f"The {name!r} parameter of {type(estimator).__name__} must be finite and "
+                f"The {parameter!r} parameter of {name} must be finite and "
                 f"at most {_FLOAT32_MAX:.3g} (training runs in float32); got {value!r}."
             )
 
 
 # early_stopping="auto" holds out a validation split from this many rows on:
 # enough for a stable validation loss (500 rows at validation_fraction=0.1),
-# where a smaller training set would lose too much (docs/development.md).
+# where a smaller training set would lose too much (docs/experiments.md).
 AUTO_EARLY_STOPPING_ROWS = 5000
 
 
-def uses_early_stopping(estimator, n_samples, partial):
+def uses_early_stopping(plan, n_samples, partial):
     """Whether a fitting call on ``n_samples`` rows holds out a validation split.
 
     ``"auto"`` does from ``AUTO_EARLY_STOPPING_ROWS`` rows on, and never in
@@ -77,144 +80,102 @@ def uses_early_stopping(estimator, n_samples, partial):
     objective, whose sampled validation loss stops training far too early
     (MNIST k=2: 5-NN 0.71 after 32 epochs, against 0.83 without).
     """
-    if estimator.early_stopping == "auto":
+    early_stopping = plan.training.early_stopping
+    if early_stopping == "auto":
         return (
-            not partial and not estimator.neighbor_weight and n_samples >= AUTO_EARLY_STOPPING_ROWS
+            not partial and not plan.objective.neighbors and n_samples >= AUTO_EARLY_STOPPING_ROWS
         )
-    return bool(estimator.early_stopping)
+    return bool(early_stopping)
 
 
-def check_params(estimator, check_device=True):
-    """Check every parameter of ``estimator`` and their combinations.
+def check_combinations(params, partial=False):
+    """Raise a ValueError naming the first combination of parameters that cannot work.
 
-    ``check_device=False`` skips asking whether the device exists (a model
-    trained on a GPU still loads on a machine without one).
+    ``params`` are the estimator's parameters, each valid alone; ``partial``
+    says whether the call is a ``partial_fit``.
+    """
+    shape, conv = params["input_shape"], params["architecture"] == "conv"
+    if conv or shape is not None:
+        if shape is None or len(positive_ints(shape, "input_shape")) != 3:
+            needs = "architecture='conv' needs" if conv else "use"
+            raise ValueError(
+                f"{needs} input_shape=(channels, height, width) of positive integers; "
+                f"got input_shape={shape!r}."
+            )
+    if conv and not positive_ints(params["conv_channels"], "conv_channels"):
+        raise ValueError("architecture='conv' needs at least one entry in conv_channels.")
+    if params["pretrain"] is not None and conv:
+        raise ValueError(
+            f"pretrain={params['pretrain']!r} needs architecture='dense'; got "
+            f"architecture={params['architecture']!r}."
+        )
+    if params["noise"] == "masking" and params["noise_level"] >= 1:
+        raise ValueError(
+            f"noise='masking' needs noise_level < 1; got noise_level={params['noise_level']}."
+        )
+    if params.get("loss") == "bce" and params["output_activation"] not in ("sigmoid", "auto"):
+        raise ValueError(
+            "loss='bce' needs output_activation='sigmoid' (reconstructions "
+            f"must be probabilities); got output_activation={params['output_activation']!r}."
+        )
+    if partial and params["early_stopping"] != "auto" and params["early_stopping"]:
+        raise ValueError(
+            "partial_fit does not support early_stopping=True: it makes one "
+            "pass over the data it is given and holds none back."
+        )
+
+
+def fit_plan(name, constraints, params, *, partial=False, check_device=True):
+    """The :class:`~skae._plan.FitPlan` of an estimator's parameters, every check passed.
+
+    Parameters
+    ----------
+    name : str
+        The estimator's class name, for messages.
+    constraints : dict
+        Its declared ``_parameter_constraints``, which ``params`` satisfy.
+    params : dict
+        Its parameters (``get_params(deep=False)``).
+    partial : bool, default=False
+        Whether the plan is for a ``partial_fit``.
+    check_device : bool, default=True
+        False skips asking whether the device exists (a model trained on a
+        GPU still loads on a machine without one).
 
     Raises
     ------
     ValueError
         Naming the first parameter (or combination) that is invalid.
     """
-    if estimator.n_components is None:
+    if params["n_components"] is None:
         raise ValueError(
             "n_components=None keeps every component in PCA; an autoencoder's code is a "
             "compression of chosen size: pass n_components as an int (e.g. 10), or use "
             "PCA(n_components=0.95) to find how many components hold 95% of the variance."
         )
-    estimator._validate_params()
-    _check_numbers(estimator)
-    positive_ints(estimator.hidden_layer_sizes, "hidden_layer_sizes", allow_scalar=True)
-    positive_ints(estimator.conv_channels, "conv_channels")
-    shape = estimator.input_shape
-    if estimator.architecture == "conv" or shape is not None:
-        if shape is None or len(positive_ints(shape, "input_shape")) != 3:
-            needs = "architecture='conv' needs" if estimator.architecture == "conv" else "use"
-            raise ValueError(
-                f"{needs} input_shape=(channels, height, width) of positive integers; "
-                f"got input_shape={shape!r}."
-            )
-    if estimator.architecture == "conv" and not positive_ints(
-        estimator.conv_channels, "conv_channels"
-    ):
-        raise ValueError("architecture='conv' needs at least one entry in conv_channels.")
-    if estimator.pretrain is not None and estimator.architecture != "dense":
-        raise ValueError(
-            f"pretrain={estimator.pretrain!r} needs architecture='dense'; got "
-            f"architecture={estimator.architecture!r}."
-        )
-    if estimator.noise == "masking" and estimator.noise_level >= 1:
-        raise ValueError(
-            f"noise='masking' needs noise_level < 1; got noise_level={estimator.noise_level}."
-        )
+    check_numbers(name, constraints, params)
+    hidden = positive_ints(params["hidden_layer_sizes"], "hidden_layer_sizes", allow_scalar=True)
+    channels = positive_ints(params["conv_channels"], "conv_channels")
+    check_combinations(params, partial)
     if check_device:
-        resolve_device(estimator.device)
-    estimator._check_params()
-
-
-@dataclasses.dataclass(frozen=True)
-class NetworkSpec:
-    """What a network was built for: the parameters that shape it.
-
-    ``objective`` holds the subclass's shaping parameters (e.g. ``loss`` or
-    ``likelihood``) as sorted ``(name, value)`` pairs.
-    """
-
-    n_features: int
-    n_components: int
-    hidden_layer_sizes: tuple
-    activation: str
-    output_activation: str
-    dropout: float
-    batch_norm: bool
-    linear_shortcut: bool
-    architecture: str
-    input_shape: tuple | None
-    conv_channels: tuple | None
-    objective: tuple = ()
-
-    @classmethod
-    def from_estimator(cls, estimator, n_features, output_activation=None):
-        """The spec ``estimator``'s parameters describe for ``n_features`` inputs.
-
-        ``output_activation`` replaces the estimator's (its ``"auto"``
-        resolved for the data). Raises a ValueError when ``input_shape`` does
-        not hold ``n_features``.
-        """
-        conv = estimator.architecture == "conv"
-        input_shape = positive_ints(estimator.input_shape, "input_shape") if conv else None
-        if conv and math.prod(input_shape) != n_features:
-            raise ValueError(
-                f"input_shape={input_shape} holds {math.prod(input_shape)} values per image, "
-                f"but X has {n_features} features."
-            )
-        return cls(
-            n_features=int(n_features),
-            n_components=int(estimator.n_components),
-            hidden_layer_sizes=positive_ints(
-                estimator.hidden_layer_sizes, "hidden_layer_sizes", allow_scalar=True
-            ),
-            activation=estimator.activation,
-            output_activation=output_activation or estimator.output_activation,
-            dropout=float(estimator.dropout),
-            batch_norm=bool(estimator.batch_norm),
-            linear_shortcut=bool(estimator.linear_shortcut),
-            architecture=estimator.architecture,
-            input_shape=input_shape,
-            conv_channels=positive_ints(estimator.conv_channels, "conv_channels") if conv else None,
-            objective=tuple(sorted((n, getattr(estimator, n)) for n in estimator._model_params)),
-        )
-
-    @property
-    def conv(self):
-        """``(input_shape, channels)`` for a convolutional network, else None."""
-        return None if self.input_shape is None else (self.input_shape, self.conv_channels)
-
-    def option(self, name):
-        """The value of the shaping parameter ``name`` of ``objective``."""
-        return dict(self.objective)[name]
-
-    def changes_from(self, other):
-        """Names of the parameters whose values differ from ``other``'s."""
-        changed = []
-        for field in dataclasses.fields(self):
-            if field.name == "objective":
-                mine, theirs = dict(self.objective), dict(other.objective)
-                changed += [name for name in mine if mine[name] != theirs.get(name)]
-            elif getattr(self, field.name) != getattr(other, field.name):
-                changed.append(field.name)
-        return changed
-
-    def to_dict(self):
-        """A JSON-ready dict (see :meth:`from_dict`)."""
-        values = dataclasses.asdict(self)
-        values["objective"] = [list(pair) for pair in self.objective]
-        return values
-
-    @classmethod
-    def from_dict(cls, values):
-        values = dict(values)
-        for name in ("hidden_layer_sizes", "input_shape", "conv_channels"):
-            if values[name] is not None:
-                values[name] = tuple(values[name])
-        values["objective"] = tuple(tuple(pair) for pair in values["objective"])
-        return cls(**values)
+        resolve_device(params["device"])
+    conv = params["architecture"] == "conv"
+    reconstruction = "likelihood" if "likelihood" in params else "loss"
+    network = NetworkSpec(
+        n_features=None,
+        n_components=int(params["n_components"]),
+        hidden_layer_sizes=hidden,
+        activation=params["activation"],
+        output_activation=params["output_activation"],
+        dropout=float(params["dropout"]),
+        batch_norm=bool(params["batch_norm"]),
+        linear_shortcut=bool(params["linear_shortcut"]),
+        architecture=params["architecture"],
+        input_shape=positive_ints(params["input_shape"], "input_shape") if conv else None,
+        conv_channels=channels if conv else None,
+        objective=((reconstruction, params[reconstruction]),),
+    )
+    training = TrainingSettings(
+        **{field: params[field] for field in TrainingSettings.__dataclass_fields__}
+    )
+    return FitPlan(name, network, objective_from_params(params), training)

@@ -1,10 +1,16 @@
 """A file format for fitted estimators that runs no code and trusts nothing when loaded.
 
 One safetensors file: the network's weights and buffers and the optimiser's
-state as tensors; the class name, parameters, fitted attributes and format
-version as JSON in the file's metadata. Format 3 seals the whole file with
-one SHA-256 over header and tensors (and, when saved with a key, an
-HMAC-SHA256); format 2 files (tensors checksummed, header not) still load.
+state as tensors; the class name, parameters, the model's objective, fitted
+attributes and format version as JSON in the file's metadata. Formats 3 and
+4 seal the whole file with one SHA-256 over header and tensors (and, when
+saved with a key, an HMAC-SHA256); format 2 files (tensors checksummed,
+header not) still load, and formats 2 and 3 (whose header lists the model's
+settings as ``model_attributes``) get their objective rebuilt from those.
+
+This module knows no estimator: it writes and reads a :class:`SavedModel`
+(class name, parameters, fitted state), and checks parameters through the
+``plan_for`` function its caller passes (see ``skae._loading``).
 
 Loading parses JSON and tensor bytes only, never a pickle, and checks the
 whole file against itself before building anything: every field's type and
@@ -17,7 +23,7 @@ optimiser's state against the optimiser it names. Whatever is wrong is a
 import collections.abc
 import json
 import os
-from typing import TYPE_CHECKING
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -38,21 +44,31 @@ from ._file_checks import (
     update_with_tensors,
 )
 from ._initialization import network_layout, seeded_model
+from ._models import build_model
 from ._networks import OUTPUT_ACTIVATIONS
+from ._objectives import objective_from_dict
 from ._optimizer_state import TENSOR_PREFIX as _OPTIMIZER
 from ._optimizer_state import checked_state, split_state
-from ._params import NetworkSpec, check_params
+from ._plan import NetworkSpec
 from ._state import FitState
 
-if TYPE_CHECKING:
-    from ._base import BaseAutoencoder
-
 FORMAT = "skae"
+# 4: the model's whole objective ("objective") instead of "model_attributes".
 # 3: one digest over header and tensors, optionally keyed (HMAC).
 # 2: n_samples_seen, mean, training_error and training_variance; tensors-only checksum.
-FORMAT_VERSION = 3
-READABLE_VERSIONS = (2, 3)
+FORMAT_VERSION = 4
+READABLE_VERSIONS = (2, 3, 4)
 _NETWORK = "network."
+
+
+class SavedModel(NamedTuple):
+    """What a file holds: a fitted estimator's class name, parameters and state."""
+
+    class_name: str
+    params: dict
+    n_features_in: int
+    feature_names_in: object  # an ndarray of str, or None
+    state: FitState
 
 
 # ------------------------------------------------------------- JSON values
@@ -121,8 +137,8 @@ def _random_state(values):
 # ------------------------------------------------------------------- save
 
 
-def save_estimator(estimator, path, key=None):
-    """Write fitted ``estimator`` to ``path`` (see :meth:`BaseAutoencoder.save`)."""
+def save_model(saved, path, key=None):
+    """Write ``saved`` (a :class:`SavedModel`) to ``path`` (see ``BaseAutoencoder.save``)."""
     check_key(key)
     path = os.fsdecode(os.fspath(path))
     directory = os.path.dirname(os.path.abspath(path))
@@ -130,14 +146,14 @@ def save_estimator(estimator, path, key=None):
         raise FileNotFoundError(
             f"Cannot save to {path!r}: the folder {directory!r} does not exist."
         )
-    _write_atomically(path, estimator_bytes(estimator, key))
+    _write_atomically(path, model_bytes(saved, key))
 
 
-def estimator_bytes(estimator, key=None):
-    """The bytes of fitted ``estimator``'s file (what ``save`` writes)."""
+def model_bytes(saved, key=None):
+    """The bytes of ``saved``'s file (what ``save`` writes)."""
     from safetensors.torch import save
 
-    state = estimator._state.on_cpu()
+    state = saved.state.on_cpu()
     tensors = {
         _NETWORK + name: value.detach().clone().contiguous()
         for name, value in state.network.state_dict().items()
@@ -146,14 +162,14 @@ def estimator_bytes(estimator, key=None):
     if state.optimizer_state is not None:
         optimizer_tensors, optimizer = split_state(state.optimizer_state, _encode)
         tensors.update({k: v.detach().clone().contiguous() for k, v in optimizer_tensors.items()})
-    names = getattr(estimator, "feature_names_in_", None)
+    names = saved.feature_names_in
     document = {
-        "class": type(estimator).__name__,
-        "params": {k: _encode(v) for k, v in estimator.get_params(deep=False).items()},
-        "n_features_in": estimator.n_features_in_,
+        "class": saved.class_name,
+        "params": {k: _encode(v) for k, v in saved.params.items()},
+        "n_features_in": saved.n_features_in,
         "feature_names_in": None if names is None else [str(name) for name in names],
         "spec": {k: _encode(v) for k, v in state.spec.to_dict().items()},
-        "model_attributes": _model_attributes(state.network),
+        "objective": state.network.objective.to_dict(),
         "optimizer_name": state.optimizer_name,
         "optimizer": optimizer,
         "loss_curve": state.loss_curve,
@@ -196,9 +212,8 @@ def _write_atomically(path, data):
         raise
 
 
-# What the estimator sets in a model besides its shape (see _configure_model
-# and the KL warm-up); the shape itself comes from the spec. Each with the
-# check its saved value must pass.
+# Formats 2 and 3 saved the model's settings besides its shape as
+# "model_attributes"; each with the check its saved value must pass.
 def _non_negative(name, value):
     return number(value, name, low=0)
 
@@ -215,7 +230,7 @@ def _noise(name, value):
     return value
 
 
-_MODEL_SETTINGS = {
+_LEGACY_SETTINGS = {
     "noise": _noise,
     "noise_level": _non_negative,
     "sparsity": _non_negative,
@@ -225,11 +240,43 @@ _MODEL_SETTINGS = {
     "kernel_a": _positive,
     "kernel_b": _positive,
 }
+# The models of formats 2 and 3 had these settings; an autoencoder's had no
+# beta or kl_weight, a VAE's no sparsity.
+_VAE_ONLY, _AUTOENCODER_ONLY = ("beta", "kl_weight"), ("sparsity",)
 
 
-def _model_attributes(network):
-    """The model's settings that are not part of its shape."""
-    return {name: getattr(network, name) for name in _MODEL_SETTINGS if hasattr(network, name)}
+def _legacy_objective(attributes, planned):
+    """The objective of a format 2 or 3 file's ``model_attributes``, every value checked.
+
+    ``planned`` is the objective the file's parameters describe: it gives
+    what those files did not store with the model (``n_neighbors``,
+    ``min_dist``, the KL warm-up), which only matter to the next fit, which
+    takes them from the parameters anyway.
+    """
+    if not isinstance(attributes, dict):
+        raise FileContentError("model_attributes must be a JSON object")
+    foreign = _AUTOENCODER_ONLY if planned.variational else _VAE_ONLY
+    for name, value in attributes.items():
+        if name not in _LEGACY_SETTINGS or name in foreign:
+            raise FileContentError(f"unknown model setting {name!r:.40}")
+        _LEGACY_SETTINGS[name](f"model_attributes.{name}", value)
+    values = {
+        "noise": attributes.get("noise"),
+        "noise_level": float(attributes.get("noise_level", 0.0)),
+        "neighbors": float(attributes.get("neighbor_weight", 0.0)),
+        "kernel": (
+            float(attributes.get("kernel_a", 1.0)),
+            float(attributes.get("kernel_b", 1.0)),
+        ),
+    }
+    if planned.variational:
+        values["kl"] = float(attributes.get("beta", planned.kl))
+    else:
+        values["sparsity"] = float(attributes.get("sparsity", 0.0))
+    try:
+        return objective_from_dict({**planned.to_dict(), **values})
+    except ValueError as error:
+        raise FileContentError(str(error)) from None
 
 
 # ------------------------------------------------------------------- load
@@ -291,55 +338,22 @@ def _tensor_checksum(tensors):
     return hasher.hexdigest()
 
 
-def load(
-    path: str | os.PathLike, device: str | None = None, *, key: str | bytes | None = None
-) -> "BaseAutoencoder":
-    """Load an estimator saved with :meth:`~skae.AutoencoderTransformer.save`.
+def read_file(path, plan_for, device=None, key=None):
+    """The :class:`SavedModel` in the file at ``path``, checked (see ``skae.load``).
 
-    Only JSON and tensor data are read: no code in the file is run, and the
-    whole file is checked against itself (every field's type and range, the
-    tensors against the network and optimiser the header describes) before
-    anything is built from it, so a damaged or doctored file is an error,
-    never a crash or a silently different model.
-
-    Parameters
-    ----------
-    path : str or path-like
-        A file written by ``save``.
-    device : str, default=None
-        Where to put the network: None for the CPU, or any value of the
-        estimators' ``device`` parameter ("auto", "cuda", ...). A model
-        trained on a GPU loads on a CPU-only machine.
-    key : str or bytes, default=None
-        The key the file was saved with (``save(path, key=...)``): the file
-        must carry an HMAC-SHA256 made with that key, so a file changed by
-        anyone without the key is refused. None checks the file's SHA-256,
-        which detects accidental corruption only (whoever edits a file can
-        recompute it).
-
-    Returns
-    -------
-    estimator : AutoencoderTransformer or VAETransformer
-        Fitted: it transforms, and continues training (``partial_fit``,
-        ``warm_start``), exactly as the saved one.
-
-    Raises
-    ------
-    ValueError
-        When the file is not a skae model file, is of an unknown format
-        version, is truncated, corrupted or inconsistent, or does not match
-        ``key``.
-    OSError
-        When the file cannot be read (``FileNotFoundError`` when missing).
+    ``plan_for(class_name, params)`` returns the
+    :class:`~skae._plan.FitPlan` of a class's parameters, raising a
+    ValueError for an unknown class or invalid parameters.
     """
     path = os.fsdecode(os.fspath(path))
     check_key(key)
     target = resolve_device("cpu" if device is None else device)
-    return _loaded(path, *_read(path), key, target)
+    return _loaded(path, *_read(path), key, target, plan_for)
 
 
-def estimator_from_bytes(data, device=None):
-    """The estimator whose file's bytes are ``data``, checked as :func:`load` checks a file."""
+def read_bytes(data, plan_for, device=None):
+    """The :class:`SavedModel` whose file's bytes are ``data``, checked as
+    :func:`read_file` checks a file."""
     from safetensors import SafetensorError
     from safetensors.torch import load as load_tensors
 
@@ -352,19 +366,19 @@ def estimator_from_bytes(data, device=None):
         metadata = header.get("__metadata__") or {}
     except (SafetensorError, ValueError, TypeError, AttributeError) as error:
         raise ValueError(f"{where} is not a skae model, or is corrupted ({error}).") from None
-    return _loaded(where, tensors, metadata, None, target)
+    return _loaded(where, tensors, metadata, None, target, plan_for)
 
 
-def _loaded(path, tensors, metadata, key, target):
-    """The estimator of a file's ``tensors`` and ``metadata``, checked, on ``target``."""
+def _loaded(path, tensors, metadata, key, target, plan_for):
+    """The model of a file's ``tensors`` and ``metadata``, checked, on ``target``."""
     _check_integrity(path, metadata, tensors, key)
     try:
         document = parse_json(metadata.get("estimator"), "the model description")
-        estimator = _estimator(document, tensors)
+        saved = _saved_model(document, tensors, plan_for, int(metadata["format_version"]))
     except (FileContentError, KeyError, TypeError, ValueError, OverflowError) as error:
         raise ValueError(f"{path!r} holds an invalid skae model description ({error}).") from None
-    estimator._state.place(target)
-    return estimator
+    saved.state.place(target)
+    return saved
 
 
 _DOCUMENT_FIELDS = (
@@ -373,7 +387,8 @@ _DOCUMENT_FIELDS = (
     "n_features_in",
     "feature_names_in",
     "spec",
-    "model_attributes",
+    "objective",  # format 4
+    "model_attributes",  # formats 2 and 3
     "optimizer_name",
     "optimizer",
     "loss_curve",
@@ -389,18 +404,18 @@ _DOCUMENT_FIELDS = (
 )
 
 
-def _estimator(document, tensors):
-    """The fitted estimator that ``document`` and ``tensors`` describe, checked."""
-    from . import AutoencoderTransformer, VAETransformer
-
+def _saved_model(document, tensors, plan_for, version):
+    """The :class:`SavedModel` that ``document`` and ``tensors`` describe, checked."""
     only_keys(document, _DOCUMENT_FIELDS, "the description")
-    classes = {cls.__name__: cls for cls in (AutoencoderTransformer, VAETransformer)}
+    settings = "objective" if version >= 4 else "model_attributes"
+    if settings not in document or ({"objective", "model_attributes"} - {settings}) & set(document):
+        raise FileContentError(f"a format {version} description needs {settings!r}")
     name = field(document, "class")
-    if not isinstance(name, str) or name not in classes:
+    if not isinstance(name, str):
         raise FileContentError(f"unknown estimator {name!r:.60}")
-    cls = classes[name]
-    estimator = _checked_estimator(cls, _decoded_object(field(document, "params"), "params"))
-    spec = _checked_spec(cls, _decoded_object(field(document, "spec"), "spec"))
+    params = _decoded_object(field(document, "params"), "params")
+    plan = _checked_plan(plan_for, name, params)
+    spec = _checked_spec(plan_for, name, _decoded_object(field(document, "spec"), "spec"))
     n_features = spec.n_features
     if integer(field(document, "n_features_in"), "n_features_in", 1) != n_features:
         raise FileContentError("n_features_in does not match the network")
@@ -408,8 +423,12 @@ def _estimator(document, tensors):
     unknown = [t for t in tensors if not t.startswith((_NETWORK, _OPTIMIZER))]
     if unknown:
         raise FileContentError(f"unknown tensors {sorted(unknown)[:5]}")
-    network = _network(estimator, spec, tensors, field(document, "model_attributes"))
-    estimator._state = FitState(
+    if version >= 4:
+        objective = _checked_objective(document["objective"], plan.objective)
+    else:
+        objective = _legacy_objective(document["model_attributes"], plan.objective)
+    network = _network(spec, objective, tensors)
+    state = FitState(
         network=network,
         spec=spec,
         device=torch.device("cpu"),
@@ -417,15 +436,28 @@ def _estimator(document, tensors):
         **_checked_curves(document),
         **counts,
     )
-    estimator.n_features_in_ = n_features
     names = field(document, "feature_names_in")
     if names is not None:
         if not isinstance(names, list) or len(names) != n_features:
             raise FileContentError("feature_names_in does not match the network")
         if not all(isinstance(name, str) for name in names):
             raise FileContentError("feature_names_in must be strings")
-        estimator.feature_names_in_ = np.asarray(names, dtype=object)
-    return estimator
+        names = np.asarray(names, dtype=object)
+    return SavedModel(name, params, n_features, names, state)
+
+
+def _checked_objective(values, planned):
+    """The saved objective, each field checked; its reconstruction term is the model's."""
+    try:
+        objective = objective_from_dict(values)
+    except ValueError as error:
+        raise FileContentError(str(error)) from None
+    if objective.reconstruction != planned.reconstruction:
+        raise FileContentError(
+            f"objective.reconstruction {objective.reconstruction!r} does not match the "
+            f"parameters' {planned.reconstruction!r}"
+        )
+    return objective
 
 
 def _decoded_object(values, where):
@@ -434,19 +466,15 @@ def _decoded_object(values, where):
     return {name: _decode(value) for name, value in values.items()}
 
 
-def _checked_estimator(cls, params):
-    """``cls(**params)`` with every parameter checked as ``fit`` checks them."""
-    unknown = sorted(set(params) - set(cls._get_param_names()))
-    if unknown:
-        raise FileContentError(f"unknown parameters {unknown[:5]}")
-    estimator = cls(**params)
-    # The device need not exist here (a GPU-trained model loads anywhere).
-    check_params(estimator, check_device=False)
-    check_device_name(estimator.device)
-    return estimator
+def _checked_plan(plan_for, name, params):
+    """The plan of class ``name``'s ``params``, checked as ``fit`` checks them
+    (except that the device need not exist: a GPU-trained model loads anywhere)."""
+    plan = plan_for(name, params)
+    check_device_name(plan.training.device)
+    return plan
 
 
-def _checked_spec(cls, values):
+def _checked_spec(plan_for, name, values):
     """The network spec ``values`` describe, checked by the parameters' own checks."""
     fields = NetworkSpec.__dataclass_fields__
     only_keys(values, fields, "spec")
@@ -455,18 +483,20 @@ def _checked_spec(cls, values):
         raise FileContentError(f"spec has no {missing}")
     n_features = integer(values["n_features"], "spec.n_features", 1)
     objective = values["objective"]
-    if (
-        not isinstance(objective, list)
-        or not all(isinstance(pair, list) and len(pair) == 2 for pair in objective)
-        or sorted(str(pair[0]) for pair in objective) != sorted(cls._model_params)
+    if not (
+        isinstance(objective, list)
+        and len(objective) == 1
+        and isinstance(objective[0], list)
+        and len(objective[0]) == 2
+        and objective[0][0] in ("loss", "likelihood")
     ):
-        raise FileContentError(f"spec.objective must name {sorted(cls._model_params)}")
+        raise FileContentError("spec.objective must name the loss or the likelihood")
     if values["output_activation"] not in OUTPUT_ACTIVATIONS:
         raise FileContentError(f"spec.output_activation must be one of {OUTPUT_ACTIVATIONS}")
     shaping = {n: v for n, v in values.items() if n not in ("n_features", "objective")}
     shaping["conv_channels"] = shaping["conv_channels"] or (1,)  # None for dense networks
-    probe = _checked_estimator(cls, {**shaping, **dict(objective)})
-    spec = NetworkSpec.from_estimator(probe, n_features, values["output_activation"])
+    probe = _checked_plan(plan_for, name, {**shaping, **dict(objective)})
+    spec = probe.network.for_data(n_features, values["output_activation"])
     if spec != NetworkSpec.from_dict(values):
         raise FileContentError("spec is inconsistent (e.g. input_shape without conv)")
     return spec
@@ -529,12 +559,12 @@ def _checked_optimizer(document, network, tensors):
     }
 
 
-def _network(estimator, spec, tensors, attributes):
+def _network(spec, objective, tensors):
     """The network ``spec`` describes, with the file's weights once they fit it exactly."""
     n = spec.n_features
 
     def build():
-        return estimator._build_model(spec, np.zeros(n), 1.0, np.ones(n))
+        return build_model(spec, objective, np.zeros(n), 1.0, np.ones(n))
 
     weights = {k[len(_NETWORK) :]: v for k, v in tensors.items() if k.startswith(_NETWORK)}
     _check_weights(weights, network_layout(build))
@@ -544,12 +574,6 @@ def _network(estimator, spec, tensors, attributes):
     with torch.no_grad():
         for name, tensor in network.state_dict(keep_vars=True).items():
             tensor.copy_(weights[name])
-    if not isinstance(attributes, dict):
-        raise FileContentError("model_attributes must be a JSON object")
-    for name, value in attributes.items():
-        if name not in _MODEL_SETTINGS or name not in vars(network):
-            raise FileContentError(f"unknown model setting {name!r:.40}")
-        setattr(network, name, _MODEL_SETTINGS[name](f"model_attributes.{name}", value))
     return network.eval()
 
 

@@ -30,11 +30,10 @@ def linear_blocks(stack):
 
 
 def layer_pairs(model):
-    """The (encoder block, mirrored decoder block) pairs of ``model``, outermost first."""
+    """The (encoder block, mirrored decoder block) pairs of ``model``'s dense stacks,
+    outermost first (the plan refuses pretraining of other architectures)."""
     encoder_stack = nonlinear_path(model.encoder.body)
     decoder_stack = nonlinear_path(model.decoder.body)
-    if not (isinstance(encoder_stack, nn.Sequential) and isinstance(decoder_stack, nn.Sequential)):
-        raise ValueError("pretrain='layerwise' needs architecture='dense'.")
     encoder_blocks = linear_blocks(encoder_stack)
     decoder_blocks = linear_blocks(decoder_stack)
     return list(zip(encoder_blocks, reversed(decoder_blocks), strict=True))
@@ -63,7 +62,7 @@ class LayerPair(nn.Module):
         self.encoder_block = encoder_block
         self.decoder_block = decoder_block
         self.output_layer = model.output_layer if outermost else None
-        self.noise, self.noise_level = model.noise, model.noise_level
+        self.noise, self.noise_level = model.objective.noise, model.objective.noise_level
         self.noise_scale = model.output_layer.scale
         # A VAE's innermost encoder layer also outputs log-variances; the
         # decoder reads the means.

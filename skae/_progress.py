@@ -8,6 +8,8 @@ line says where the rows come from (memory, or streamed in blocks).
 
 import sys
 
+from ._training import Callback
+
 
 def _interactive():
     """Whether a progress bar can be drawn: tqdm installed, and a terminal or notebook."""
@@ -18,7 +20,7 @@ def _interactive():
     return "ipykernel" in sys.modules or sys.stderr.isatty()
 
 
-class EpochReport:
+class EpochReport(Callback):
     """Report the epochs of one fitting call; call :meth:`close` when it ends.
 
     Parameters
@@ -54,7 +56,7 @@ class EpochReport:
         else:
             print(message, flush=True)
 
-    def __call__(self, epoch, loss, validation_losses, seconds):
+    def on_epoch_end(self, epoch, loss, validation_losses, seconds):
         if not self.enabled:
             return
         values = {"loss": f"{self.in_units(loss):.6g}"}
@@ -72,3 +74,19 @@ class EpochReport:
     def close(self):
         if self.bar is not None:
             self.bar.close()
+
+
+class PretrainingReport(Callback):
+    """Print each pretraining epoch of layer pair ``pair`` (e.g. ``"2/4"``) when ``enabled``."""
+
+    def __init__(self, pair, enabled):
+        self.pair = pair
+        self.enabled = enabled
+
+    def on_epoch_end(self, epoch, loss, validation_losses, seconds):
+        if self.enabled:
+            print(
+                f"Pretraining layer pair {self.pair}, epoch {epoch + 1}: loss {loss:.6g}, "
+                f"{seconds:.2f} s",
+                flush=True,
+            )

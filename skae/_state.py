@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._params import NetworkSpec
+from ._plan import NetworkSpec
 from ._training import make_optimizer
 
 

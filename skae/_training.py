@@ -2,12 +2,15 @@
 
 A network plugs in through one method, ``sample_losses(x, generator)``, that
 returns the per-sample objective of a batch, and data through a source with
-``batches`` and ``sequential_batches`` (``skae._data``); everything else
+``batches`` and ``sequential_batches`` (``skae._batches``); everything else
 (devices, precision, divergence, early stopping, checkpoints) lives here once.
+What changes from epoch to epoch (the learning rate, a KL warm-up, progress
+reports) plugs in as :class:`Callback` hooks.
 """
 
 import contextlib
 import copy
+import dataclasses
 import math
 import time
 from typing import NamedTuple
@@ -21,35 +24,77 @@ class DivergenceError(FloatingPointError):
     """Raised when the training loss becomes NaN or infinite."""
 
 
-OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+# Each optimiser's class and its settings beyond the rate and the weight decay;
+# ``fused`` is filled in per device.
+_OPTIMIZERS = {
+    "adam": (torch.optim.Adam, {"fused": None}),
+    "adamw": (torch.optim.AdamW, {"fused": None}),
+    "sgd": (torch.optim.SGD, {"momentum": 0.9, "nesterov": True}),
+    "rmsprop": (torch.optim.RMSprop, {}),
+}
+OPTIMIZERS = tuple(_OPTIMIZERS)
 
 
 def make_optimizer(name, parameters, learning_rate, weight_decay, device):
-    """Build the optimiser called ``name`` for ``parameters`` on ``device``.
+    """Build the optimiser called ``name`` (one of ``OPTIMIZERS``) for ``parameters``.
 
     Adam and AdamW use PyTorch's fused kernels where they exist (CPU and
     CUDA): one kernel for all parameters instead of several per tensor.
     """
-    fused = device.type in ("cpu", "cuda") or None
-    if name == "adam":
-        return torch.optim.Adam(
-            parameters, lr=learning_rate, weight_decay=weight_decay, fused=fused
-        )
-    if name == "adamw":
-        return torch.optim.AdamW(
-            parameters, lr=learning_rate, weight_decay=weight_decay, fused=fused
-        )
-    if name == "sgd":
-        return torch.optim.SGD(
-            parameters,
-            lr=learning_rate,
-            momentum=0.9,
-            nesterov=True,
-            weight_decay=weight_decay,
-        )
-    if name == "rmsprop":
-        return torch.optim.RMSprop(parameters, lr=learning_rate, weight_decay=weight_decay)
-    raise ValueError(f"Unknown optimizer {name!r}.")
+    optimizer_class, options = _OPTIMIZERS[name]
+    if "fused" in options:
+        options = {**options, "fused": device.type in ("cpu", "cuda") or None}
+    return optimizer_class(parameters, lr=learning_rate, weight_decay=weight_decay, **options)
+
+
+class Callback:
+    """A hook into :func:`run_epochs`; every method does nothing by default.
+
+    ``unmonitored_epochs``: epochs at the start of the run whose loss must not
+    decide when to stop (while the objective itself still changes).
+    """
+
+    unmonitored_epochs = 0
+
+    def on_epoch_begin(self, epoch):
+        """Called before epoch ``epoch`` (counted from 0 in this run)."""
+
+    def on_epoch_end(self, epoch, loss, validation_losses, seconds):
+        """Called after each complete epoch with its training loss, the validation
+        losses so far, and the epoch's duration."""
+
+    def on_fit_end(self, history, state):
+        """Called once the fitting call's results are in ``state``; returns
+        messages to warn the user with (a list of str)."""
+        return []
+
+
+@dataclasses.dataclass
+class History:
+    """What :func:`run_epochs` reports.
+
+    Attributes
+    ----------
+    loss, validation_loss : list of float
+        One value per epoch run (validation losses with a validation source).
+    best_loss : float
+        Of the weights kept, as monitored.
+    converged : bool
+        Stopped because the monitored loss stopped improving.
+    start_loss : float or None
+        The start's loss, when the start was a candidate.
+    kept_start : bool
+        Training never beat the start, which was restored.
+    interrupted : KeyboardInterrupt or None
+    """
+
+    loss: list = dataclasses.field(default_factory=list)
+    validation_loss: list = dataclasses.field(default_factory=list)
+    best_loss: float = math.inf
+    converged: bool = False
+    start_loss: float | None = None
+    kept_start: bool = False
+    interrupted: KeyboardInterrupt | None = None
 
 
 @contextlib.contextmanager
@@ -242,19 +287,18 @@ def run_epochs(
     monitor,
     validation_source=None,
     validation_seed=0,
-    unmonitored_epochs=0,
     start_is_candidate=False,
     interruptible=False,
-    before_epoch=None,
-    on_epoch=None,
+    callbacks=(),
 ):
-    """Train for up to ``n_epochs`` epochs.
+    """Train for up to ``n_epochs`` epochs, calling each of ``callbacks`` around each epoch.
 
     Stops early when ``monitor`` has seen no improvement of the monitored loss
     (the validation loss when ``validation_source`` is given, else the
     training loss). With a validation source the weights of the best epoch
-    are restored at the end. The first ``unmonitored_epochs`` epochs (while the
-    objective itself still changes, e.g. during a KL warm-up) do not count
+    are restored at the end. The first epochs that a callback declares
+    unmonitored (while the objective itself still changes, e.g. during a KL
+    warm-up) do not count
     towards stopping, and their training losses do not count as the best;
     validation losses always measure the full objective (the model's
     evaluation mode), so they compete for the best weights.
@@ -274,22 +318,17 @@ def run_epochs(
 
     Returns
     -------
-    history : dict
-        ``"loss"`` and ``"validation_loss"`` lists (one value per epoch
-        run), ``"best_loss"`` (of the weights kept, as monitored),
-        ``"converged"``, ``"start_loss"`` (None unless
-        ``start_is_candidate``), ``"kept_start"`` and ``"interrupted"`` (the
-        ``KeyboardInterrupt``, or None).
+    history : History
     """
+    unmonitored = max([callback.unmonitored_epochs for callback in callbacks], default=0)
     loop = _EpochLoop(
-        trainer, train_source, monitor, validation_source, validation_seed, unmonitored_epochs
+        trainer, train_source, monitor, validation_source, validation_seed, unmonitored
     )
     return loop.run(
         n_epochs,
         start_is_candidate=start_is_candidate,
         interruptible=interruptible,
-        before_epoch=before_epoch,
-        on_epoch=on_epoch,
+        callbacks=callbacks,
     )
 
 
@@ -306,37 +345,33 @@ class _EpochLoop:
         self.validation_seed = validation_seed
         self.unmonitored = unmonitored
         self.start = None
-        self.history = {
-            "converged": False,
-            "start_loss": None,
-            "kept_start": False,
-            "interrupted": None,
-        }
+        self.history = History()
 
-    def run(self, n_epochs, *, start_is_candidate, interruptible, before_epoch, on_epoch):
+    def run(self, n_epochs, *, start_is_candidate, interruptible, callbacks):
         validating = self.validation_source is not None
         self.progress = _Progress()
         if start_is_candidate:
             self.start = Checkpoint(self.trainer)
-            self.history["start_loss"] = self._evaluate(self._start_judge())
+            self.history.start_loss = self._evaluate(self._start_judge())
             if validating:
-                self.monitor.update(self.history["start_loss"])
-                self.progress = _Progress(best=self.start, best_loss=self.history["start_loss"])
+                self.monitor.update(self.history.start_loss)
+                self.progress = _Progress(best=self.start, best_loss=self.history.start_loss)
         finishing = self.start is not None or validating
         try:
             for epoch in range(n_epochs):
-                if before_epoch is not None:
-                    before_epoch(epoch)
+                for callback in callbacks:
+                    callback.on_epoch_begin(epoch)
                 # One assignment, so an interrupt sees the whole epoch or none of it.
-                self.progress = self._epoch(epoch, finishing or epoch < n_epochs - 1)
-                if on_epoch is not None:
-                    losses, validation_losses = (
-                        self.progress.losses,
-                        self.progress.validation_losses,
+                self.progress = progress = self._epoch(epoch, finishing or epoch < n_epochs - 1)
+                for callback in callbacks:
+                    callback.on_epoch_end(
+                        epoch,
+                        progress.losses[-1],
+                        list(progress.validation_losses),
+                        progress.seconds,
                     )
-                    on_epoch(epoch, losses[-1], list(validation_losses), self.progress.seconds)
                 if self.monitor.converged:
-                    self.history["converged"] = True
+                    self.history.converged = True
                     break
             self._finish()
         except KeyboardInterrupt as interrupt:
@@ -346,7 +381,7 @@ class _EpochLoop:
             # been interrupted half-way), then finish as a normal stop there.
             if self.progress.checkpoint is not None:
                 self.progress.checkpoint.restore(self.trainer)
-            self.history["interrupted"] = interrupt
+            self.history.interrupted = interrupt
             self._finish()
         return self.history
 
@@ -387,18 +422,18 @@ class _EpochLoop:
     def _finish(self):
         """Restore the best weights, or the start when training never beat it."""
         progress, history = self.progress, self.history
-        history["loss"] = list(progress.losses)
-        history["validation_loss"] = list(progress.validation_losses)
+        history.loss = list(progress.losses)
+        history.validation_loss = list(progress.validation_losses)
         if self.validation_source is not None:
             progress.best.restore(self.trainer)
-            history["kept_start"] = self.start is not None and progress.best is self.start
-            history["best_loss"] = progress.best_loss
+            history.kept_start = self.start is not None and progress.best is self.start
+            history.best_loss = progress.best_loss
             return
         # Training losses of warm-up epochs measure another objective.
-        history["best_loss"] = min(progress.losses[self.unmonitored :] or progress.losses)
-        history["kept_start"] = self.start is not None and (
-            self._evaluate(self._start_judge()) >= history["start_loss"]
+        history.best_loss = min(progress.losses[self.unmonitored :] or progress.losses)
+        history.kept_start = self.start is not None and (
+            self._evaluate(self._start_judge()) >= history.start_loss
         )
-        if history["kept_start"]:
+        if history.kept_start:
             self.start.restore(self.trainer)
-            history["best_loss"] = history["start_loss"]
+            history.best_loss = history.start_loss

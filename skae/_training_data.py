@@ -15,7 +15,6 @@ from sklearn.model_selection import train_test_split
 from ._batches import GraphSource, RowSource, StreamSource
 from ._initialization import data_scale, pca_sample_rows, scales_from_moments
 from ._neighbors import NeighborSampler, fuzzy_graph
-from ._params import n_validation_rows
 from ._readers import ArrayReader, fits_in_memory, summarize
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -32,6 +31,11 @@ def check_float32_range(X, what="X"):
                 f"range ({_FLOAT32_MAX:.4g}), in which the network computes. Scale the "
                 "data first (e.g. StandardScaler)."
             )
+
+
+def n_validation_rows(validation_fraction, n):
+    """Rows (or blocks) of ``n`` that early stopping holds out for validation."""
+    return int(round(validation_fraction * n))
 
 
 def check_unit_interval(X, what):

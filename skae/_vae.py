@@ -8,12 +8,11 @@ from numpy.typing import ArrayLike
 from sklearn.utils.validation import check_is_fitted
 
 from ._autoencoder import AutoencoderTransformer
-from ._base import BaseAutoencoder, check_unit_interval
+from ._base import BaseAutoencoder
 from ._compat import Interval, StrOptions
-from ._data import block_rows
 from ._docstrings import with_shared_descriptions
-from ._models import VariationalModel
 from ._random import RandomStateLike, seeded_generator, seeds
+from ._readers import block_rows
 
 
 class VAETransformer(BaseAutoencoder):
@@ -178,8 +177,6 @@ class VAETransformer(BaseAutoencoder):
         "kl_warmup_epochs": [Interval(numbers.Integral, 0, None, closed="left")],
     }
 
-    _model_params = ("likelihood",)
-
     def __init__(
         self,
         n_components=2,
@@ -254,36 +251,6 @@ class VAETransformer(BaseAutoencoder):
         self.random_state = random_state
         self.verbose = verbose
         self.warm_start = warm_start
-
-    def _check_training_data(self, X):
-        if self.likelihood == "bernoulli":
-            check_unit_interval(X, "likelihood='bernoulli'")
-
-    def _build_model(self, spec, center, scale, input_scales):
-        likelihood = spec.option("likelihood")
-        output = "sigmoid" if likelihood == "bernoulli" else spec.output_activation
-        encoder, decoder = self._encoder_decoder(
-            spec,
-            center,
-            scale,
-            input_scales,
-            output_activation=output,
-            code_outputs=2 * spec.n_components,
-        )
-        return VariationalModel(encoder, decoder, likelihood, self.beta)
-
-    def _configure_model(self, model):
-        super()._configure_model(model)
-        model.beta = self.beta
-
-    def _epoch_hook(self, state, epoch):
-        weight = self.beta
-        if self.kl_warmup_epochs:
-            weight *= min(1.0, (state.n_iter + epoch + 1) / self.kl_warmup_epochs)
-        state.network.kl_weight = weight
-
-    def _unmonitored_epochs(self, state):
-        return max(0, self.kl_warmup_epochs - state.n_iter)
 
     @property
     def noise_variance_(self) -> float:

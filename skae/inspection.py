@@ -30,8 +30,8 @@ from numpy.typing import ArrayLike
 from sklearn.utils import Bunch
 from sklearn.utils.validation import check_is_fitted
 
-from ._data import map_rows, row_blocks
-from ._sources import BLOCK_VALUES, available_memory
+from ._inference import map_rows, row_blocks
+from ._readers import BLOCK_VALUES, available_memory
 
 __all__ = ["code_attributions", "code_loadings", "decoder_jacobian", "encoder_jacobian"]
 
