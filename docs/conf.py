@@ -159,7 +159,14 @@ html_css_files = ["skae.css"]
 # Single pages with no sub-pages: no empty navigation column beside them.
 html_sidebars = {
     page: []
-    for page in ["getting_started", "user_guide", "moving_from_pca", "changelog", "development"]
+    for page in [
+        "getting_started",
+        "user_guide",
+        "moving_from_pca",
+        "changelog",
+        "development",
+        "experiments",
+    ]
 }
 html_theme_options = {
     "navigation_with_keys": False,
