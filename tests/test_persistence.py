@@ -74,11 +74,11 @@ def test_a_pickle_hidden_in_the_metadata_is_never_unpickled(saved, tmp_path):
 
     def plant(metadata):
         document = json.loads(metadata["estimator"])
-        document["model_attributes"]["noise"] = payload
+        document["objective"]["noise"] = payload
         metadata["estimator"] = json.dumps(document)
 
     rewrite(path, change_metadata=plant)
-    with pytest.raises(ValueError, match="model_attributes.noise must be null"):
+    with pytest.raises(ValueError, match="objective.noise has an invalid value"):
         skae.load(path)  # a string, never run, and not a noise kind
 
     assert not marker.exists()
@@ -313,8 +313,13 @@ OTHER_CLASS = {
         edit("loss_curve", "abc"),
         edit("n_features_in", 3),
         edit("feature_names_in", ["a"]),
-        edit("model_attributes.encoder", 1),
-        edit("model_attributes.loss", "bogus"),
+        edit("objective.encoder", 1),
+        edit("objective.reconstruction", "bogus"),
+        edit("objective.reconstruction", lambda old: "gaussian" if old == "mse" else "mse"),
+        edit("objective.sparsity", True),
+        edit("objective.kl_warmup_epochs", 1.5),
+        edit("objective.kernel", [1.0]),
+        edit("model_attributes", {}),
         edit("class", OTHER_CLASS.get),
         edit("optimizer.state", {"99": {}}),
     ],
@@ -464,8 +469,9 @@ def test_numbers_and_nesting_json_allows_but_we_do_not(tmp_path, old, new, messa
         (edit("spec.n_features", 10**12), "n_features_in does not match"),
         (edit("spec.output_activation", "auto"), "spec.output_activation"),
         (edit("spec.input_shape", {"__tuple__": [1, 2, 3]}), "inconsistent"),
-        (edit("model_attributes.kernel_a", -1.0), "kernel_a must be positive"),
-        (edit("model_attributes.noise_level", -1.0), "noise_level"),
+        (edit("objective.kernel", [-1.0, 1.0]), "objective.kernel"),
+        (edit("objective.noise_level", -1.0), "objective.noise_level"),
+        (edit("objective.min_dist", 2.0), "objective.min_dist"),
         (edit("training_error", -1.0), "training_error"),
         (edit("best_loss", "x"), "best_loss"),
         (edit("extra", 1), "unknown fields"),
@@ -537,6 +543,54 @@ def test_a_key_signs_the_file_and_load_checks_it(tmp_path):
 
 
 FORMAT2 = os.path.join(os.path.dirname(__file__), "data", "format2")
+FORMAT3 = os.path.join(os.path.dirname(__file__), "data", "format3")
+
+
+@pytest.mark.parametrize("name", ["autoencoder_adam", "vae_rmsprop", "conv_sgd", "neighbors_adamw"])
+def test_format_3_files_still_load_with_their_objective_and_train(name, tmp_path):
+    from sklearn.datasets import load_digits
+
+    X = load_digits().data[:20] / 16.0
+    model = skae.load(os.path.join(FORMAT3, f"{name}.skae"))
+    if hasattr(model, "feature_names_in_"):
+        X = pd.DataFrame(X, columns=model.feature_names_in_)
+    expected = np.load(os.path.join(FORMAT3, f"{name}.codes.npy"))
+    np.testing.assert_allclose(model.transform(X), expected, rtol=1e-12, atol=1e-12)
+
+    # The hand-kept settings of format 3 became the model's objective.
+    objective = model._network.objective
+    assert objective.noise == model.noise and objective.noise_level == model.noise_level
+    assert objective.neighbors == model.neighbor_weight
+    if name == "neighbors_adamw":
+        from skae._objectives import kernel_parameters
+
+        np.testing.assert_allclose(objective.kernel, kernel_parameters(0.2), rtol=1e-6)
+    if name == "vae_rmsprop":
+        assert objective.kl == 0.5 and objective.kl_warmup_epochs == 2
+    if name == "autoencoder_adam":
+        assert objective.sparsity == 0.01
+
+    # Saved again, it is a format 4 file with the same objective.
+    model.save(tmp_path / "again.skae")
+    again = skae.load(tmp_path / "again.skae")
+    assert again._network.objective == objective
+    model.partial_fit(X)
+
+
+def test_a_format_3_file_with_a_foreign_model_setting_is_refused(tmp_path):
+    path = tmp_path / "old.skae"
+    path.write_bytes(open(os.path.join(FORMAT3, "autoencoder_adam.skae"), "rb").read())
+    for change, message in [
+        (edit("model_attributes.beta", 1.0), "unknown model setting 'beta'"),
+        (edit("model_attributes.kernel_a", -1.0), "kernel_a must be positive"),
+        (edit("model_attributes.noise", "salt"), "model_attributes.noise must be null"),
+        (edit("objective", {}), "needs 'model_attributes'"),
+    ]:
+        copy = tmp_path / "changed.skae"
+        copy.write_bytes(path.read_bytes())
+        rewrite(copy, change_metadata=edited_document(change))
+        with pytest.raises(ValueError, match=message):
+            skae.load(copy)
 
 
 @pytest.mark.parametrize("name", ["autoencoder_adam", "vae_rmsprop", "conv_sgd"])

@@ -9,9 +9,9 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 import skae
 from skae import AutoencoderTransformer, VAETransformer
-from skae._data import StreamSource
+from skae._batches import StreamSource
 from skae._distributed import Alone
-from skae._sources import ArrayReader, is_out_of_core, summarize
+from skae._readers import ArrayReader, is_out_of_core, summarize
 
 h5py = pytest.importorskip("h5py")
 zarr = pytest.importorskip("zarr")

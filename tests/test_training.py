@@ -7,7 +7,7 @@ import pytest
 import torch
 from numpy.testing import assert_array_equal
 
-from skae._data import batch_bounds
+from skae._batches import batch_bounds
 from skae._training import ConvergenceMonitor
 
 # Tiny fits rarely converge; tests that are about convergence record warnings themselves.
