@@ -32,6 +32,7 @@ True
 """
 
 import copy
+import inspect
 import io
 import logging
 import warnings
@@ -98,24 +99,44 @@ def exported_graph(estimator, inverse=False, opset=EXPORT_OPSET):
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         try:
-            program = _export(network, inverse, example, opset)
+            serialized = _export(network, inverse, example, opset)
         finally:
             registration.setLevel(level)
-    buffer = io.BytesIO()
-    program.save(buffer)
-    return onnx.load_from_string(buffer.getvalue())
+    return onnx.load_from_string(serialized)
+
+
+# torch.onnx.export's own options for its dynamo-based exporter: `dynamo` and
+# `dynamic_shapes` came in torch 2.5, `optimize` in 2.6.
+_DYNAMO_EXPORTER = "optimize" in inspect.signature(torch.onnx.export).parameters
 
 
 def _export(network, inverse, example, opset):
-    return torch.onnx.export(
-        _Direction(network, inverse),
-        (example,),
-        dynamo=True,
-        opset_version=opset,
-        dynamic_shapes=({0: torch.export.Dim("n_samples")},),
-        verbose=False,
-        optimize=True,
-    )
+    """The serialized ONNX model of ``network``'s one direction."""
+    module = _Direction(network, inverse)
+    buffer = io.BytesIO()
+    if _DYNAMO_EXPORTER:
+        torch.onnx.export(
+            module,
+            (example,),
+            dynamo=True,
+            opset_version=opset,
+            dynamic_shapes=({0: torch.export.Dim("n_samples")},),
+            verbose=False,
+            optimize=True,
+        ).save(buffer)
+    else:
+        # torch 2.4 and 2.5 (which pyproject allows): the TorchScript exporter,
+        # the same operators, with the first axis named dynamic.
+        torch.onnx.export(
+            module,
+            (example,),
+            buffer,
+            opset_version=opset,
+            input_names=["x"],
+            output_names=["y"],
+            dynamic_axes={"x": {0: "n_samples"}, "y": {0: "n_samples"}},
+        )
+    return buffer.getvalue()
 
 
 def _shape_calculator(operator):
