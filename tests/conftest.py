@@ -8,19 +8,10 @@ a laptop CPU.
 import numpy as np
 import pytest
 import torch
+from helpers import FAST
 from sklearn.datasets import load_digits
 
 from skae import AutoencoderTransformer, VAETransformer
-
-# Parameters that keep a fit to a few milliseconds; tests override what they probe.
-FAST_PARAMS = {
-    "hidden_layer_sizes": (16,),
-    "max_epochs": 3,
-    "batch_size": 32,
-    "random_state": 0,
-    # Bit-identical results are promised on CPU; GPU tests ask for "cuda" explicitly.
-    "device": "cpu",
-}
 
 
 def pytest_configure(config):
@@ -41,8 +32,8 @@ def pytest_collection_modifyitems(config, items):
 
 
 def fast_autoencoder(**params):
-    """An AutoencoderTransformer with FAST_PARAMS, overridden by ``params``."""
-    return AutoencoderTransformer(**{**FAST_PARAMS, **params})
+    """An AutoencoderTransformer with FAST, overridden by ``params``."""
+    return AutoencoderTransformer(**{**FAST, **params})
 
 
 @pytest.fixture(scope="session")
@@ -78,8 +69,8 @@ def small_X():
 
 
 def fast_vae(**params):
-    """A VAETransformer with FAST_PARAMS, overridden by ``params``."""
-    return VAETransformer(**{**FAST_PARAMS, **params})
+    """A VAETransformer with FAST, overridden by ``params``."""
+    return VAETransformer(**{**FAST, **params})
 
 
 @pytest.fixture(scope="session")
@@ -88,10 +79,16 @@ def make_vae():
     return fast_vae
 
 
-@pytest.fixture(params=["autoencoder", "vae"])
-def make_estimator(request, make_autoencoder, make_vae):
-    """Each estimator's fast factory in turn: tests of what both share."""
-    return make_autoencoder if request.param == "autoencoder" else make_vae
+@pytest.fixture(params=[AutoencoderTransformer, VAETransformer], ids=["autoencoder", "vae"])
+def Estimator(request):
+    """Each estimator class in turn: tests of what both share (test_shared.py)."""
+    return request.param
+
+
+@pytest.fixture
+def make_estimator(Estimator):
+    """``Estimator``'s fast factory: ``make_estimator(n_components=3)``."""
+    return fast_autoencoder if Estimator is AutoencoderTransformer else fast_vae
 
 
 @pytest.fixture

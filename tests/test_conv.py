@@ -4,6 +4,7 @@ import pickle
 
 import numpy as np
 import pytest
+from helpers import FAST
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.decomposition import PCA
 from sklearn.pipeline import make_pipeline
@@ -12,15 +13,7 @@ from sklearn.preprocessing import MinMaxScaler
 from skae import AutoencoderTransformer, VAETransformer
 from skae._networks import ConvDecoderBody, ConvEncoderBody
 
-CONV = dict(
-    architecture="conv",
-    conv_channels=(4, 8),
-    hidden_layer_sizes=(16,),
-    max_epochs=2,
-    batch_size=32,
-    random_state=0,
-    device="cpu",
-)
+CONV = {**FAST, "architecture": "conv", "conv_channels": (4, 8)}
 
 
 def images(shape, n=40):

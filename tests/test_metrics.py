@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from helpers import FAST
 from numpy.testing import assert_allclose
 from sklearn.decomposition import PCA, KernelPCA, TruncatedSVD
 from sklearn.manifold import Isomap
@@ -32,8 +33,8 @@ def test_full_rank_pca_reconstructs_exactly(digits_X):
     [
         PCA(4),
         KernelPCA(4, kernel="rbf", fit_inverse_transform=True),
-        AutoencoderTransformer(4, hidden_layer_sizes=(16,), max_epochs=3, random_state=0),
-        VAETransformer(4, hidden_layer_sizes=(16,), max_epochs=3, random_state=0),
+        AutoencoderTransformer(4, **FAST),
+        VAETransformer(4, **FAST),
         make_pipeline(StandardScaler(), PCA(4)),
     ],
     ids=["pca", "kernel-pca", "autoencoder", "vae", "pipeline"],
@@ -60,8 +61,8 @@ def test_a_reducer_without_an_inverse_is_a_clear_error(digits_X):
 def test_grid_search_compares_pca_and_autoencoders_on_one_scale(digits_X):
     candidates = [
         PCA(6),
-        AutoencoderTransformer(6, hidden_layer_sizes=(32,), max_epochs=5, random_state=0),
-        VAETransformer(6, hidden_layer_sizes=(32,), max_epochs=5, random_state=0),
+        AutoencoderTransformer(6, **FAST),
+        VAETransformer(6, **FAST),
     ]
     search = GridSearchCV(
         Pipeline([("reduce", PCA())]),

@@ -1,4 +1,8 @@
-"""Behaviour of VAETransformer, beyond scikit-learn's common checks."""
+"""Behaviour only VAETransformer has: its likelihoods, beta, KL warm-up, sample and IWAE.
+
+What it shares with AutoencoderTransformer is tested once for both in
+test_shared.py.
+"""
 
 import re
 
@@ -9,9 +13,6 @@ import torch
 from helpers import pickle_round_trip
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy.stats import multivariate_normal
-from sklearn.model_selection import GridSearchCV
-
-from skae import VAETransformer
 
 # Tiny fits rarely converge; tests that are about convergence record warnings themselves.
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -42,43 +43,20 @@ def low_rank_X():
 
 @pytest.mark.parametrize("hidden_layer_sizes", [(), (16,)])
 @pytest.mark.parametrize("n_components", [1, 3])
-def test_fit_transform_inverse_transform_shapes(
-    make_vae, small_X, hidden_layer_sizes, n_components
-):
-    vae = make_vae(n_components=n_components, hidden_layer_sizes=hidden_layer_sizes)
+def test_sample_iwae_and_encoder_output_shapes(make_vae, small_X, hidden_layer_sizes, n_components):
+    # The shapes both estimators share are tested in test_shared.py.
+    vae = make_vae(n_components=n_components, hidden_layer_sizes=hidden_layer_sizes).fit(small_X)
 
-    assert vae.fit(small_X) is vae
-    codes = vae.transform(small_X)
-    assert codes.shape == (60, n_components)
-    assert vae.inverse_transform(codes).shape == (60, 6)
-    assert vae.score_samples(small_X).shape == (60,)
     assert vae.iwae_log_likelihood(small_X, n_draws=3, random_state=0).shape == (60,)
     assert vae.sample(4, random_state=0).shape == (4, 6)
     assert vae.encoder_(torch.zeros(2, 6)).shape == (2, 2 * n_components)
-    assert vae.n_iter_ == 3
-    assert len(vae.loss_curve_) == 3
-    assert all(np.isfinite(vae.loss_curve_))
-
-
-def test_feature_names_out(make_vae, small_X):
-    vae = make_vae(n_components=3).fit(small_X)
-
-    assert_array_equal(
-        vae.get_feature_names_out(), ["vaetransformer0", "vaetransformer1", "vaetransformer2"]
-    )
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_float_dtype_is_preserved(make_vae, small_X, dtype):
+def test_iwae_log_likelihood_is_float64(make_vae, small_X, dtype):
     X = small_X.astype(dtype)
-    vae = make_vae()
+    vae = make_vae().fit(X)
 
-    codes = vae.fit_transform(X)
-
-    assert codes.dtype == dtype
-    assert vae.transform(X).dtype == dtype
-    assert vae.inverse_transform(codes).dtype == dtype
-    assert vae.score_samples(X).dtype == np.float64
     assert vae.iwae_log_likelihood(X, n_draws=2, random_state=0).dtype == np.float64
 
 
@@ -101,24 +79,12 @@ def test_transform_is_the_deterministic_posterior_mean(make_vae, digits_middle_X
     assert not np.allclose(codes, encoder_output[:, 3:])
 
 
-def test_score_samples_is_deterministic_and_score_is_its_mean(make_vae, digits_middle_X):
-    vae = make_vae().fit(digits_middle_X)
-
-    scores = vae.score_samples(digits_middle_X)
-
-    assert np.all(np.isfinite(scores))
-    assert_array_equal(vae.score_samples(digits_middle_X), scores)
-    assert vae.score(digits_middle_X) == pytest.approx(np.mean(scores), rel=1e-12)
-    # Samples differ, and so do their ELBOs.
-    assert np.std(scores) > 0
-
-
-def test_score_is_a_density_in_the_units_of_the_data(low_rank_X):
+def test_score_is_a_density_in_the_units_of_the_data(make_vae, low_rank_X):
     # Multiplying the data by 10 divides a density in 5 dimensions by 10**5;
     # the network itself works in scaled units and trains identically.
-    params = dict(n_components=2, hidden_layer_sizes=(), max_epochs=5, device="cpu")
-    vae = VAETransformer(**params, random_state=0).fit(low_rank_X)
-    scaled = VAETransformer(**params, random_state=0).fit(10 * low_rank_X)
+    params = dict(n_components=2, hidden_layer_sizes=(), max_epochs=5)
+    vae = make_vae(**params).fit(low_rank_X)
+    scaled = make_vae(**params).fit(10 * low_rank_X)
 
     shift = -5 * np.log(10)
     assert scaled.score(10 * low_rank_X) == pytest.approx(vae.score(low_rank_X) + shift, abs=1e-3)
@@ -132,31 +98,13 @@ def test_score_is_a_density_in_the_units_of_the_data(low_rank_X):
 # --------------------------------------------------------- reproducibility
 
 
-def test_same_random_state_gives_bit_identical_results(make_vae, digits_middle_X):
-    first = make_vae(random_state=7).fit(digits_middle_X)
-    second = make_vae(random_state=7).fit(digits_middle_X)
-
-    assert_array_equal(second.transform(digits_middle_X), first.transform(digits_middle_X))
-    assert_array_equal(second.score_samples(digits_middle_X), first.score_samples(digits_middle_X))
-    assert second.score(digits_middle_X) == first.score(digits_middle_X)
-    assert second.loss_curve_ == first.loss_curve_
-
-
-def test_different_random_state_gives_different_results(make_vae, digits_middle_X):
-    first = make_vae(random_state=1).fit(digits_middle_X)
-    second = make_vae(random_state=2).fit(digits_middle_X)
-
-    assert not np.allclose(first.transform(digits_middle_X), second.transform(digits_middle_X))
-
-
-def test_random_calls_do_not_change_torch_global_rng(make_vae, small_X):
+def test_sample_and_iwae_do_not_change_torch_global_rng(make_vae, small_X):
+    # fit, partial_fit and the scores: test_shared.py.
+    vae = make_vae().fit(small_X)
     before = torch.get_rng_state()
 
-    vae = make_vae().fit(small_X)
-    vae.partial_fit(small_X)
     vae.sample(5, random_state=0)
     vae.iwae_log_likelihood(small_X, n_draws=3, random_state=0)
-    vae.score(small_X)
 
     assert torch.equal(torch.get_rng_state(), before)
 
@@ -250,17 +198,13 @@ def test_iwae_bound_tightens_with_more_draws(make_vae, digits_middle_X):
     assert np.mean(many_draws) > np.mean(one_draw)
 
 
-def test_iwae_converges_to_the_exact_likelihood_of_a_linear_gaussian_vae(low_rank_X):
+def test_iwae_converges_to_the_exact_likelihood_of_a_linear_gaussian_vae(make_vae, low_rank_X):
     # With no hidden layer and a linear output, the model is factor analysis
     # with isotropic noise: p(x) = N(center + scale * b, scale**2 (W W' + s2 I)).
-    vae = VAETransformer(
-        n_components=2,
-        hidden_layer_sizes=(),
-        max_epochs=20,
-        learning_rate=0.03,
-        batch_size=64,
-        device="cpu",
-        random_state=0,
+    # Measured over random_state 0..4: the one-draw bound 0.03-0.13 below the
+    # exact mean log-likelihood, the 1000-draw estimate within 0.001 of it.
+    vae = make_vae(
+        n_components=2, hidden_layer_sizes=(), max_epochs=20, learning_rate=0.03, batch_size=64
     ).fit(low_rank_X)
     linear, output = vae.decoder_.body[0], vae.decoder_.output
     W = linear.weight.detach().double().numpy()
@@ -290,7 +234,11 @@ def test_higher_beta_trades_reconstruction_for_a_smaller_kl(make_vae, digits_mid
 
     low_mse = np.mean((digits_middle_X - reconstruct(low, digits_middle_X)) ** 2)
     high_mse = np.mean((digits_middle_X - reconstruct(high, digits_middle_X)) ** 2)
-    assert high_mse > 1.1 * low_mse
+    # Measured over random_state 0..10: high_mse / low_mse of 1.108-1.136, so
+    # the 1.1 asked before was within 0.008 of failing (random_state=3); 1.05
+    # keeps the effect's direction with a margin of half of it. The KL ratio
+    # was 0.28-0.36, well below 0.5.
+    assert high_mse > 1.05 * low_mse
     assert mean_kl(high, digits_middle_X) < 0.5 * mean_kl(low, digits_middle_X)
 
 
@@ -389,27 +337,6 @@ def test_training_without_warmup_runs_past_ten_epochs(make_vae, digits_middle_X,
     assert vae.n_iter_ > 10
 
 
-# ------------------------------------------------------ scikit-learn tools
-
-
-def test_grid_search_scores_are_elbos(make_vae, digits_middle_X):
-    search = GridSearchCV(make_vae(), {"n_components": [1, 4]}, cv=2)
-    search.fit(digits_middle_X)
-
-    scores = search.cv_results_["mean_test_score"]
-    assert np.all(np.isfinite(scores))
-    assert search.best_params_["n_components"] == [1, 4][int(np.argmax(scores))]
-    # Refit on all the data, then scored by score(): the mean ELBO.
-    best = search.best_estimator_
-    assert best.transform(digits_middle_X).shape[1] == search.best_params_["n_components"]
-    assert search.score(digits_middle_X) == pytest.approx(
-        np.mean(best.score_samples(digits_middle_X))
-    )
-
-
-# ------------------------------------------------------------- persistence
-
-
 # ------------------------------------------------------ invalid parameters
 
 
@@ -420,17 +347,13 @@ def test_grid_search_scores_are_elbos(make_vae, digits_middle_X):
         ({"likelihood": "poisson"}, "'likelihood' parameter"),
         ({"kl_warmup_epochs": -1}, "'kl_warmup_epochs' parameter"),
         ({"kl_warmup_epochs": 1.5}, "'kl_warmup_epochs' parameter"),
-        ({"noise": "masking", "noise_level": 1.0}, "noise_level < 1"),
     ],
 )
-def test_invalid_parameters_raise_at_fit(make_vae, small_X, params, message):
+def test_invalid_vae_parameters_raise_at_fit(make_vae, small_X, params, message):
     vae = make_vae(**params)  # construction only stores them
 
     with pytest.raises(ValueError, match=re.escape(message)):
         vae.fit(small_X)
-
-
-# ------------------------------------------------------------ input types
 
 
 # -------------------------------------------------------------------- GPU
@@ -476,6 +399,15 @@ def test_bf16_training_keeps_the_loss_close_to_float32(make_vae, digits_X):
     # A linear mean: with a sigmoid one, bf16's rounding of the logits is
     # large next to the small learned observation variance of digits. The
     # first epoch's loss is small (about -0.5 nats), so 10% is little.
-    full = make_vae(max_epochs=1, output_activation="linear").fit(digits_X)
-    half = make_vae(max_epochs=1, precision="bf16", output_activation="linear").fit(digits_X)
-    assert half.loss_curve_[0] == pytest.approx(full.loss_curve_[0], rel=0.1)
+    # One seed's relative difference is too near the bound: over random_state
+    # 0..9 it was 0.023-0.118 (0.091, 0.055, 0.038 for 0, 1, 2), so the test
+    # takes the median of three seeds (0.055).
+    def relative_difference(seed):
+        params = dict(max_epochs=1, output_activation="linear", random_state=seed)
+        full = make_vae(**params).fit(digits_X)
+        half = make_vae(**params, precision="bf16").fit(digits_X)
+        return abs(half.loss_curve_[0] / full.loss_curve_[0] - 1)
+
+    differences = [relative_difference(seed) for seed in range(3)]
+
+    assert np.median(differences) < 0.1, differences
