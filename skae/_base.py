@@ -213,6 +213,19 @@ class BaseAutoencoder(
     )
 
     @property
+    def embedding_(self) -> np.ndarray | None:
+        """The map of the last fitting call's rows with ``neighbor_weight > 0``, as UMAP's.
+
+        UMAP's layout of the fuzzy neighbour graph of those rows (what the
+        encoder was trained to reproduce), in the units of the codes, float32;
+        ``fit_transform`` returns it. None without the neighbour objective,
+        or when ``early_stopping`` held rows out of the map.
+        """
+        check_is_fitted(self)
+        embedding = self._state.embedding
+        return None if embedding is None else embedding.copy()
+
+    @property
     def streamed_(self) -> bool:
         """Whether the last fitting call streamed its data instead of holding it in memory."""
         check_is_fitted(self)
@@ -325,6 +338,34 @@ class BaseAutoencoder(
         if interrupted is not None:
             raise interrupted
         return self
+
+    def fit_transform(self, X: ArrayLike, y: None = None) -> np.ndarray:
+        """Fit to ``X``, then return its codes.
+
+        The codes are ``transform(X)``, except with the neighbour objective
+        (``neighbor_weight > 0``), where they are :attr:`embedding_`: the map
+        of the training rows the encoder was trained to reproduce, as UMAP's
+        ``fit_transform`` returns its ``embedding_``. ``transform`` gives the
+        encoder's codes of the same rows, close to the map but not equal to
+        it (see the user guide's "Maps").
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        y : None
+            Ignored; present for scikit-learn's API.
+
+        Returns
+        -------
+        X_new : ndarray of shape (n_samples, n_components)
+            Float32 for float32 input, else float64.
+        """
+        self.fit(X, y)
+        embedding = self._state.embedding
+        if embedding is None:
+            return self.transform(X)
+        dtype = np.float32 if getattr(X, "dtype", None) == np.float32 else np.float64
+        return embedding.astype(dtype)
 
     def _prepare_call(self, X, partial):
         """A fitting call's plan, validated data, the state it continues (or None)

@@ -138,50 +138,53 @@ class RowSource:
             yield self.take(order[start : start + step])
 
 
-class GraphSource:
-    """Rows in memory, each batch followed by one graph neighbour of each of its rows.
+class MapSource:
+    """Rows in memory, each followed by the code the neighbour objective pulls it towards.
 
     For the neighbour objective (``neighbor_weight``): a batch of ``m`` rows
-    becomes ``2m``: the rows, then a neighbour of each drawn in proportion
-    to the fuzzy graph's edge weights (:mod:`skae._neighbors`). An epoch
-    still serves every row once as a head.
+    of ``n_features`` values becomes ``m`` rows of ``n_features +
+    n_components`` values, the row then its target code (``set_targets``,
+    from ``skae._layout.map_targets``); the model splits them
+    (``ReconstructionModel.split_targets``).
 
     Parameters
     ----------
     rows : RowSource
-    sampler : skae._neighbors.NeighborSampler
-        Built from the same rows.
+    graph : CSR matrix
+        The fuzzy neighbour graph of the same rows, which the targets lay out.
     """
 
-    def __init__(self, rows, sampler):
+    def __init__(self, rows, graph):
         self.rows = rows
-        self.sampler = sampler
+        self.graph = graph
         self.n_samples = len(rows)
+        self.targets = None
 
     def __len__(self):
         return self.n_samples
 
-    def _with_neighbors(self, heads, generator):
-        uniform = torch.rand(len(heads), generator=generator, dtype=torch.float64).numpy()
-        tails = torch.from_numpy(self.sampler.draw(heads.numpy(), uniform))
-        return self.rows.take(torch.cat([heads, tails.to(heads.dtype)]))
+    def set_targets(self, targets):
+        """Serve ``targets`` (one code per row, in the rows' order) with the rows."""
+        self.targets = torch.as_tensor(targets, dtype=torch.float32).to(self.rows.device)
+
+    def _with_targets(self, index):
+        rows = self.rows.take(index)
+        return torch.cat([rows, self.targets[index.to(self.targets.device)]], dim=1)
 
     def batches(self, batch_size, generator, group):
-        """One epoch of ``(batch of rows and their neighbours, rows)``."""
+        """One epoch of ``(batch of rows and their targets, rows)`` in a random order."""
         order = torch.randperm(self.n_samples, generator=generator)
         for start, stop in batch_bounds(self.n_samples, batch_size):
-            yield self._with_neighbors(order[start:stop], generator), stop - start
+            yield self._with_targets(order[start:stop]), stop - start
 
     def comparison_sample(self):
         return self
 
     def sequential_batches(self, batch_size, group):
-        """All rows in order with neighbours drawn the same way every time."""
-        generator = torch.Generator().manual_seed(0)
+        """All rows in order, with their targets."""
         step = max(batch_size, _EVALUATION_ROWS)
         for start in range(0, self.n_samples, step):
-            heads = torch.arange(start, min(start + step, self.n_samples))
-            yield self._with_neighbors(heads, generator)
+            yield self._with_targets(torch.arange(start, min(start + step, self.n_samples)))
 
 
 class StreamSource:

@@ -39,23 +39,19 @@ class LearningRateSchedule(Callback):
 
 
 class KLWarmup(Callback):
-    """Raise a VAE's KL weight linearly to ``objective.kl`` over its first
-    ``objective.kl_warmup_epochs`` epochs, counted across fitting calls
-    (``epochs_before`` were run before this one)."""
+    """Raise a VAE's KL weight over its first ``objective.kl_warmup_epochs`` epochs,
+    counted across fitting calls (``epochs_before`` were run before this one);
+    see ``Objective.weights``."""
 
     def __init__(self, network, objective, epochs_before):
         self.network = network
-        self.weight = objective.kl
-        self.warmup = objective.kl_warmup_epochs
+        self.objective = objective
         self.epochs_before = epochs_before
         # The objective changes during the warm-up: its losses cannot decide when to stop.
-        self.unmonitored_epochs = max(0, self.warmup - epochs_before)
+        self.unmonitored_epochs = max(0, objective.kl_warmup_epochs - epochs_before)
 
     def on_epoch_begin(self, epoch):
-        weight = self.weight
-        if self.warmup:
-            weight *= min(1.0, (self.epochs_before + epoch + 1) / self.warmup)
-        self.network.term_weights["kl"] = weight
+        self.network.term_weights = self.objective.weights(self.epochs_before + epoch + 1)
 
 
 class ConvergenceWarnings(Callback):

@@ -15,11 +15,12 @@ from typing import NamedTuple
 
 import torch
 
-from ._batches import RowSource
+from ._batches import MapSource, RowSource
 from ._callbacks import fit_callbacks
 from ._device import resolve_device
 from ._distributed import Alone, agreed
 from ._initialization import check_network_fits, seeded_model, start_from_pca
+from ._layout import map_targets
 from ._models import build_model
 from ._params import uses_early_stopping
 from ._plan import FitPlan, NetworkSpec
@@ -161,7 +162,28 @@ def _sources_and_state(call, random_seeds):
     state.stream_block_rows = call.X.block_rows if isinstance(call.X, ArrayReader) else None
     # Parameters that do not shape the network may change between continued fits.
     state.network.set_objective(plan.objective)
+    state.embedding = None
+    if isinstance(train_source, MapSource):
+        codes = _codes_of(state.network, train_source.rows, batch_size)
+        targets = map_targets(
+            train_source.graph,
+            codes,
+            plan.objective.kernel,
+            random_seeds.init,
+            fresh=call.previous is None,
+        )
+        train_source.set_targets(targets)
+        if validation is None:  # the map holds every row of the call
+            state.embedding = targets
     return train_source, validation, state
+
+
+@torch.inference_mode()
+def _codes_of(network, rows, batch_size):
+    """The network's codes of ``rows`` (a RowSource), in order, as a float64 ndarray."""
+    network.eval()
+    codes = [network.encode(batch) for batch in rows.sequential_batches(batch_size, Alone())]
+    return torch.cat(codes).double().cpu().numpy()
 
 
 def _data_path(X):
@@ -187,7 +209,8 @@ def _new_state(call, scales, pca_rows, train_source, seed):
     model = seeded_model(build, seed).to(call.device)
     state = FitState(network=model, spec=call.spec, device=call.device)
     if not call.partial and call.plan.training.pretrain == "layerwise":
-        state.pretrain_loss_curves = _pretrain(call.plan, model, train_source, call.device, seed)
+        rows = getattr(train_source, "rows", train_source)  # a MapSource's rows
+        state.pretrain_loss_curves = _pretrain(call.plan, model, rows, call.device, seed)
     start_from_pca(model, pca_rows, scales, call.spec.n_components, seed)
     return state
 
@@ -382,7 +405,7 @@ _SUMMARY_ROWS = 2048
 def _summary_batches(source, batch_size, group):
     """The rows a call's summary is measured on, in batches (see :func:`_reconstruction_of`)."""
     source = source.comparison_sample()
-    source = getattr(source, "rows", source)  # a GraphSource's own rows
+    source = getattr(source, "rows", source)  # a MapSource's own rows
     if isinstance(source, RowSource) and len(source) > _SUMMARY_ROWS:
         if group.rank == 0:  # every rank holds every row; one counts them
             yield source.take(torch.linspace(0, len(source) - 1, _SUMMARY_ROWS).round().long())

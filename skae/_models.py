@@ -38,8 +38,6 @@ from ._objectives import weighted_sum
 _MIN_LOG_VARIANCE = 2 * math.log(1e-3)
 # Posterior standard deviation 0.1 at the start (the codes have unit variance).
 _INITIAL_LOG_VARIANCE = 2 * math.log(0.1)
-# Negative samples per neighbour pair: the neighbours of this many other rows.
-_NEGATIVES = 5
 # Posterior log-variances are kept in this range (standard deviations from
 # 3e-7 to 3e6 times the prior's), so that a far-off input gives a finite
 # score instead of exp(huge) = inf and NaN; training never comes near it.
@@ -66,6 +64,15 @@ def corrupted(x, noise, noise_level, scale, generator):
     return x * (values >= noise_level)
 
 
+def map_distance(codes, targets):
+    """The neighbour term: each code's mean squared distance to its place in the map.
+
+    The targets are in the units of the codes, which start as a whitened PCA
+    (unit variance per component), so the term is free of the data's units.
+    """
+    return (codes - targets).square().mean(dim=1)
+
+
 class ReconstructionModel(nn.Module):
     """An encoder and a decoder whose last module is an ``OutputLayer``, and their objective.
 
@@ -84,40 +91,33 @@ class ReconstructionModel(nn.Module):
         self.decoder = decoder
         self.set_objective(objective)
 
-    def set_objective(self, objective):
+    def set_objective(self, objective, epochs=None):
         """Train for ``objective`` from now on (its reconstruction term is the model's own).
 
-        ``term_weights`` are the weights training uses, which an epoch hook
-        may change (the KL warm-up); evaluation always uses the objective's.
+        ``term_weights`` are the weights training uses after ``epochs``
+        epochs (see ``Objective.weights``), which an epoch hook moves on
+        (the KL warm-up); evaluation always uses the objective's own.
         """
         self.objective = objective
-        self.term_weights = objective.weights()
+        self.term_weights = objective.weights(epochs)
 
     def sample_losses(self, x, generator=None):
-        """The per-sample objective: the weighted sum of :meth:`loss_terms`."""
-        weights = self.term_weights if self.training else self.objective.weights()
-        return weighted_sum(self.loss_terms(x, generator, weights), weights)
+        """The per-sample objective: the weighted sum of :meth:`loss_terms`.
 
-    def neighbor_losses(self, codes):
-        """UMAP's cross-entropy for a batch laid out as ``[rows; one neighbour of each]``.
-
-        Each row is pulled towards its neighbour's code with the similarity
-        ``q = 1 / (1 + a d^(2b))`` (loss ``-log q``) and pushed from the
-        neighbours of ``_NEGATIVES`` other rows of the batch (``-log(1 - q)``).
-        Returns one loss per row of the batch (a pair's loss for both rows).
+        The neighbour term is left out of batches without target codes
+        (held-out rows, which have no place in the map).
         """
-        heads, tails = codes.chunk(2)
-        losses = self._log_similarity_inverse(heads, tails)
-        for shift in range(1, min(_NEGATIVES, len(tails) - 1) + 1):
-            q = torch.exp(-self._log_similarity_inverse(heads, tails.roll(shift, dims=0)))
-            losses = losses - torch.log1p(-q.clamp(max=1 - 1e-4))
-        return torch.cat([losses, losses])
+        weights = self.term_weights if self.training else self.objective.weights()
+        terms = self.loss_terms(x, generator, weights)
+        return weighted_sum(terms, {name: w for name, w in weights.items() if name in terms})
 
-    def _log_similarity_inverse(self, x, y):
-        """``-log q = log(1 + a d^(2b))`` for each pair of rows of ``x`` and ``y``."""
-        squared = (x - y).square().sum(dim=1)
-        a, b = self.objective.kernel
-        return torch.log1p(a * (squared + 1e-12) ** b)
+    def split_targets(self, x):
+        """``(rows, target codes)`` of a batch from a ``MapSource`` (rows followed by
+        the codes the neighbour objective pulls them towards), else ``(x, None)``."""
+        n_features = self.output_layer.center.numel()
+        if x.shape[1] == n_features:
+            return x, None
+        return x[:, :n_features], full_precision(x[:, n_features:])
 
     def corrupt(self, x, generator):
         """``x`` with training noise (see :func:`corrupted`); ``x`` itself in evaluation."""
@@ -178,6 +178,7 @@ class AutoencoderModel(ReconstructionModel):
 
     def loss_terms(self, x, generator=None, weights=None):
         """``{term: per-sample value}`` for the terms in ``weights``."""
+        x, targets = self.split_targets(x)
         with drawing_from(self, generator):
             code = full_precision(self.encoder(self.corrupt(x, generator)))
             logits = self.decoder_logits(code)
@@ -187,8 +188,8 @@ class AutoencoderModel(ReconstructionModel):
             terms = {"reconstruction": mean_squared_error(self.output_layer.residual(logits, x))}
         if "sparsity" in weights:
             terms["sparsity"] = code.abs().mean(dim=1)
-        if "neighbors" in weights:
-            terms["neighbors"] = self.neighbor_losses(code)
+        if "neighbors" in weights and targets is not None:
+            terms["neighbors"] = map_distance(code, targets)
         return terms
 
     def score_samples(self, x):
@@ -290,6 +291,7 @@ class VariationalModel(ReconstructionModel):
 
     def loss_terms(self, x, generator=None, weights=None):
         """``{term: per-sample value}``: the likelihood's, the KL's, and the neighbour term."""
+        x, targets = self.split_targets(x)
         with drawing_from(self, generator):
             mean, log_variance = self.posterior(self.corrupt(x, generator))
             code, _ = self._draw(mean, log_variance, generator)
@@ -298,8 +300,8 @@ class VariationalModel(ReconstructionModel):
             "reconstruction": self.negative_log_likelihood(logits, x, in_data_units=False),
             "kl": gaussian_kl_divergence(mean, log_variance),
         }
-        if "neighbors" in weights:
-            terms["neighbors"] = self.neighbor_losses(mean)
+        if "neighbors" in weights and targets is not None:
+            terms["neighbors"] = map_distance(mean, targets)
         return terms
 
     def score_samples(self, x):

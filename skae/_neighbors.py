@@ -67,23 +67,3 @@ def fuzzy_graph(X, n_neighbors, seed):
     graph.eliminate_zeros()
     graph.sort_indices()
     return graph
-
-
-class NeighborSampler:
-    """Draw one neighbour of each row, in proportion to the graph's edge weights."""
-
-    def __init__(self, graph):
-        self.indptr = graph.indptr
-        self.indices = graph.indices
-        running = np.concatenate([[0.0], np.cumsum(graph.data, dtype=np.float64)])
-        before, after = running[graph.indptr[:-1]], running[graph.indptr[1:]]
-        row_of = np.repeat(np.arange(graph.shape[0]), np.diff(graph.indptr))
-        cumulative = (running[1:] - before[row_of]) / (after - before)[row_of]
-        # Row r's cumulative weights live in (r, r + 1]: one search for all rows.
-        self._keys = row_of + cumulative
-
-    def draw(self, rows, uniform):
-        """A neighbour of each of ``rows``, chosen by ``uniform`` draws in [0, 1)."""
-        position = np.searchsorted(self._keys, rows + uniform, side="left")
-        position = np.minimum(position, self.indptr[rows + 1] - 1)
-        return self.indices[position]

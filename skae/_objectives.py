@@ -72,15 +72,21 @@ class Objective:
         """Whether the objective is a VAE's (a likelihood and a KL term)."""
         return self.reconstruction in LIKELIHOODS
 
-    def weights(self):
+    def weights(self, epochs=None):
         """``{term: weight}`` of every term computed, the reconstruction first.
 
-        A VAE always computes its KL term (its ELBO needs it); the other
-        terms only when their weight is not zero.
+        ``epochs``: the weights training uses once that many epochs have
+        run since the network was built (the first counts as 1), the KL
+        warm-up raising the KL weight linearly to ``kl`` over
+        ``kl_warmup_epochs``; None: the full objective's, which evaluation
+        uses. A VAE always computes its KL term (its ELBO needs it); the
+        other terms only when their weight is not zero.
         """
         weights = {"reconstruction": 1.0}
         if self.variational:
             weights["kl"] = float(self.kl)
+            if epochs is not None and self.kl_warmup_epochs:
+                weights["kl"] *= min(1.0, epochs / self.kl_warmup_epochs)
         elif self.sparsity:
             weights["sparsity"] = float(self.sparsity)
         if self.neighbors:

@@ -59,6 +59,7 @@ FORMAT = "skae"
 FORMAT_VERSION = 4
 READABLE_VERSIONS = (2, 3, 4)
 _NETWORK = "network."
+_EMBEDDING = "fitted.embedding"  # format 4: the neighbour objective's map, when kept
 
 
 class SavedModel(NamedTuple):
@@ -158,6 +159,8 @@ def model_bytes(saved, key=None):
         _NETWORK + name: value.detach().clone().contiguous()
         for name, value in state.network.state_dict().items()
     }
+    if state.embedding is not None:
+        tensors[_EMBEDDING] = torch.from_numpy(np.ascontiguousarray(state.embedding)).clone()
     optimizer = None
     if state.optimizer_state is not None:
         optimizer_tensors, optimizer = split_state(state.optimizer_state, _encode)
@@ -420,7 +423,7 @@ def _saved_model(document, tensors, plan_for, version):
     if integer(field(document, "n_features_in"), "n_features_in", 1) != n_features:
         raise FileContentError("n_features_in does not match the network")
     counts = _checked_counts(document, n_features)  # bounds n_features by the file's size
-    unknown = [t for t in tensors if not t.startswith((_NETWORK, _OPTIMIZER))]
+    unknown = [t for t in tensors if not t.startswith((_NETWORK, _OPTIMIZER)) and t != _EMBEDDING]
     if unknown:
         raise FileContentError(f"unknown tensors {sorted(unknown)[:5]}")
     if version >= 4:
@@ -428,13 +431,16 @@ def _saved_model(document, tensors, plan_for, version):
     else:
         objective = _legacy_objective(document["model_attributes"], plan.objective)
     network = _network(spec, objective, tensors)
+    curves = _checked_curves(document)
+    network.set_objective(objective, curves["n_iter"])  # where the KL warm-up stands
     state = FitState(
         network=network,
         spec=spec,
         device=torch.device("cpu"),
         **_checked_optimizer(document, network, tensors),
-        **_checked_curves(document),
+        **curves,
         **counts,
+        embedding=_checked_embedding(tensors.get(_EMBEDDING), spec),
     )
     names = field(document, "feature_names_in")
     if names is not None:
@@ -444,6 +450,20 @@ def _saved_model(document, tensors, plan_for, version):
             raise FileContentError("feature_names_in must be strings")
         names = np.asarray(names, dtype=object)
     return SavedModel(name, params, n_features, names, state)
+
+
+def _checked_embedding(tensor, spec):
+    """The saved map of the fitted rows (or None), checked: float32, one code per row."""
+    if tensor is None:
+        return None
+    if tensor.dtype != torch.float32 or tensor.ndim != 2 or tensor.shape[1] != spec.n_components:
+        raise FileContentError(
+            f"the embedding must be float32 of {spec.n_components} columns; got "
+            f"{tensor.dtype} of shape {tuple(tensor.shape)}"
+        )
+    if not bool(torch.isfinite(tensor).all()):
+        raise FileContentError("the embedding holds values that are not finite")
+    return tensor.numpy().copy()
 
 
 def _checked_objective(values, planned):

@@ -72,6 +72,9 @@ class FitState:
     # Rows per block of the last call's data streamed from beyond the memory
     # budget; None when that call trained from memory.
     stream_block_rows: int | None = None
+    # The neighbour objective's map of the last call's rows (n_samples x
+    # n_components, float32), when every row was in it; else None.
+    embedding: np.ndarray | None = None
     # The start's reconstruction error (neighbour fits only; not saved).
     start_error: float = math.nan
 

@@ -12,9 +12,9 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.model_selection import train_test_split
 
-from ._batches import GraphSource, RowSource, StreamSource
+from ._batches import MapSource, RowSource, StreamSource
 from ._initialization import data_scale, pca_sample_rows, scales_from_moments
-from ._neighbors import NeighborSampler, fuzzy_graph
+from ._neighbors import fuzzy_graph
 from ._readers import ArrayReader, fits_in_memory, summarize
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -117,19 +117,12 @@ def in_memory(plan, X, device, split_seed, early_stopping):
     train_X, validation_X = X, None
     if early_stopping:
         train_X, validation_X = _split(X, plan.training.validation_fraction, split_seed)
-    make = functools.partial(_memory_source, plan.objective, device=device, seed=split_seed)
-    validation = None if validation_X is None else make(validation_X)
-    return make(train_X), validation, lambda seed: (data_scale(X), X)
-
-
-def _memory_source(objective, X, device, seed):
-    """A :class:`RowSource`, or with the neighbour objective a :class:`GraphSource`
-    whose graph is built from these rows."""
-    rows = RowSource(X, device)
-    if not objective.neighbors:
-        return rows
-    graph = fuzzy_graph(X, objective.n_neighbors, seed)
-    return GraphSource(rows, NeighborSampler(graph))
+    # Held-out rows have no place in the map: their loss leaves the map term out.
+    validation = None if validation_X is None else RowSource(validation_X, device)
+    train = RowSource(train_X, device)
+    if plan.objective.neighbors:
+        train = MapSource(train, fuzzy_graph(train_X, plan.objective.n_neighbors, split_seed))
+    return train, validation, lambda seed: (data_scale(X), X)
 
 
 def streamed(plan, reader, device, split_seed, early_stopping):
