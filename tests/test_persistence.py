@@ -791,3 +791,23 @@ def test_a_pickled_state_holds_no_torch_object_and_is_checked(saved):
     damaged[-3] ^= 1
     with pytest.raises(ValueError, match="corrupted"):
         type(estimator).__new__(type(estimator)).__setstate__({**state, "_skae_file": damaged})
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda t: t.update({"fitted.embedding": t["fitted.embedding"].double()}), "float32"),
+        (lambda t: t.update({"fitted.embedding": t["fitted.embedding"][:, :1].clone()}), "1\\)"),
+        (lambda t: t["fitted.embedding"].__setitem__((0, 0), float("nan")), "not finite"),
+        (lambda t: t.update({"fitted.extra": t["fitted.embedding"].clone()}), "unknown tensors"),
+    ],
+)
+def test_a_doctored_map_is_refused(tmp_path, make_estimator, small_X, change, message):
+    estimator = make_estimator(neighbor_weight=1.0, n_neighbors=5).fit(small_X)
+    path = tmp_path / "map.skae"
+    estimator.save(path)
+    assert_array_equal(skae.load(path).embedding_, estimator.embedding_)
+
+    rewrite(path, change_tensors=change)
+    with pytest.raises(ValueError, match=message):
+        skae.load(path)
