@@ -6,10 +6,12 @@ interleaved run (issue 20's protocol). Measured for each fit:
 - fitted rows: 5-NN accuracy (5-fold cross-validation on ``fit_transform``'s
   codes) and trustworthiness (5 neighbours, on a fixed random subsample of
   at most 2,000 training rows); for UMAP, its ``embedding_``;
-- held-out rows: 5-NN accuracy (classifier fitted on the training codes,
-  scored on the test codes from ``transform``) and trustworthiness of the
-  test codes (5 neighbours); for UMAP its ``transform``, which optimises each
-  new point against the training embedding;
+- held-out rows: 5-NN accuracy (classifier fitted on ``fit_transform``'s
+  training codes, as a Pipeline does, scored on the test codes from
+  ``transform``; and fitted on ``transform``'s training codes instead) and
+  trustworthiness of the test codes (5 neighbours); for UMAP its
+  ``transform``, which optimises each new point against the training
+  embedding;
 - reconstruction: mean squared error of ``inverse_transform(transform)`` on
   the test rows (no decoder in UMAP);
 - fit seconds, the neighbour graph included. UMAP's first fit in the
@@ -102,6 +104,9 @@ def evaluate(name, estimator, X_train, X_test, y_train, y_test, trust_rows):
             trustworthiness(X_train[trust_rows], train_codes[trust_rows], n_neighbors=N_NEIGHBORS)
         ),
         "held_out_knn": float(knn.fit(train_codes, y_train).score(test_codes, y_test)),
+        "held_out_knn_transform": float(
+            knn.fit(estimator.transform(X_train), y_train).score(test_codes, y_test)
+        ),
         "held_out_trust": float(trustworthiness(X_test, test_codes, n_neighbors=N_NEIGHBORS)),
         "test_mse": None,
     }
@@ -123,9 +128,7 @@ def run(datasets, seeds, data_home):
                 if method == "PCA" and seed != seeds[0]:
                     continue
                 progress(f"{dataset} seed {seed}: {method} ...")
-                scores = evaluate(
-                    method, factory(), X_train, X_test, y_train, y_test, trust_rows
-                )
+                scores = evaluate(method, factory(), X_train, X_test, y_train, y_test, trust_rows)
                 if method == "UMAP" and first_umap is None:
                     first_umap = scores["fit_seconds"]  # numba compiling: fit again
                     scores = evaluate(
@@ -144,18 +147,19 @@ METRICS = [
     ("fitted 5-NN", "fitted_knn"),
     ("fitted trust.", "fitted_trust"),
     ("held-out 5-NN", "held_out_knn"),
+    ("held-out 5-NN (transform)", "held_out_knn_transform"),
     ("held-out trust.", "held_out_trust"),
     ("test MSE", "test_mse"),
     ("fit s", "fit_seconds"),
 ]
 
 
-def summary(values):
+def summary(values, digits=4):
     """``median (min-max)`` of ``values``, or the value alone when there is one."""
     values = [v for v in values if v is not None]
     if not values:
         return ""
-    digits = 1 if max(values) > 10 else 4
+    digits = 1 if max(values) > 10 else digits
     median = f"{np.median(values):.{digits}f}"
     if len(values) == 1:
         return median
@@ -171,7 +175,8 @@ def report(rows, first_umap, env, seeds):
         "each cell: median (min-max). Defaults otherwise; n_components=2.",
         "Fitted rows: fit_transform's codes (UMAP: embedding_), 5-NN by 5-fold CV, "
         f"trustworthiness on {TRUST_ROWS} rows. Held-out: transform's codes, 5-NN "
-        "fitted on the training codes; trustworthiness of the test rows. test MSE: "
+        "fitted on the training codes (fit_transform's; '(transform)': on transform's "
+        "codes of the training rows); trustworthiness of the test rows. test MSE: "
         "inverse_transform(transform(X_test)). fit s: the whole fit, graph included.",
         f"UMAP's first fit in the process (numba compiling): {first_umap:.1f} s.",
         "",
@@ -182,7 +187,13 @@ def report(rows, first_umap, env, seeds):
     keys.sort(key=lambda k: (list(DATASETS).index(k[0]), order.index(k[1])))
     for dataset, method in keys:
         group = [r for r in rows if r["dataset"] == dataset and r["method"] == method]
-        table.append([dataset, method] + [summary([r[key] for r in group]) for _, key in METRICS])
+        table.append(
+            [dataset, method]
+            + [
+                summary([r[key] for r in group], 1 if key == "fit_seconds" else 4)
+                for _, key in METRICS
+            ]
+        )
     return "\n".join(lines) + markdown_table(["data", "method"] + [t for t, _ in METRICS], table)
 
 
@@ -191,7 +202,19 @@ def main(argv=None):
     add_common_arguments(parser)
     parser.add_argument("--datasets", default=",".join(DATASETS))
     parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument(
+        "--report-from", metavar="JSON", help="only rewrite the report of an earlier run's JSON"
+    )
     args = parser.parse_args(argv)
+    if args.report_from:
+        import json
+
+        with open(args.report_from) as file:
+            saved = json.load(file)
+        seeds = sorted({row["seed"] for row in saved["rows"]})
+        markdown = report(saved["rows"], saved["first_umap_seconds"], saved["environment"], seeds)
+        emit(markdown, saved, args.output, None)
+        return
     check_common_arguments(parser, args)
     try:
         import umap  # noqa: F401

@@ -102,14 +102,18 @@ class AutoencoderTransformer(BaseAutoencoder):
         Maximum epochs of pretraining per layer pair (before ``max_epochs``
         of training the whole network).
     neighbor_weight : float, default=0.0
-        Weight of a neighbour-preserving objective on the codes (UMAP's
-        cross-entropy over the fuzzy graph of the ``n_neighbors`` nearest
-        neighbours of the training rows), added to the reconstruction
-        objective: codes that keep neighbourhoods, for 2-D and 3-D maps. 0
-        trains exactly as without it. The graph is built by each ``fit`` (and
-        each ``partial_fit``, from the rows it is given) with scikit-learn's
-        ``NearestNeighbors`` (``pynndescent`` above 50,000 rows when
-        installed); data must fit in memory.
+        Map mode, for 2-D and 3-D maps that keep neighbourhoods: each fit
+        lays out the fuzzy graph of the ``n_neighbors`` nearest neighbours
+        of the training rows as UMAP does (``embedding_``, which
+        ``fit_transform`` returns), and trains the network to reproduce that
+        map too, with this weight on each code's mean squared distance to
+        its place in it. 1 keeps the reconstruction at the plain model's
+        level; larger values bring the encoder's codes of new rows closer to
+        the map at some cost in reconstruction. 0 trains exactly as without
+        it. The graph is built by each ``fit`` (and each ``partial_fit``, from
+        the rows it is given) with scikit-learn's ``NearestNeighbors``
+        (``pynndescent`` above 50,000 rows when installed); data must fit in
+        memory.
     n_neighbors : int, default=15
         Neighbours per row in the graph (larger: more global structure).
     min_dist : float, default=0.1
@@ -176,6 +180,11 @@ class AutoencoderTransformer(BaseAutoencoder):
         outermost pair). None without pretraining.
     n_iter_ : int
         Number of epochs run in total (pretraining epochs not included).
+    embedding_ : ndarray of shape (n_samples, n_components) or None
+        With ``neighbor_weight > 0``: the map of the last fitting call's rows
+        (UMAP's layout of their neighbour graph, in the units of the codes,
+        float32), which ``fit_transform`` returns; None otherwise, or when
+        ``early_stopping`` held rows out.
     streamed_ : bool
         Whether the last fitting call streamed its data block by block from
         where it lies (data beyond the memory budget, ``skae.set_config``)

@@ -96,8 +96,8 @@ class VAETransformer(BaseAutoencoder):
     neighbor_weight : float, default=0.0
     n_neighbors : int, default=15
     min_dist : float, default=0.1
-        A neighbour-preserving objective on the posterior means, added to
-        the ELBO, as in :class:`AutoencoderTransformer`.
+        Map mode on the posterior means, added to the ELBO, as in
+        :class:`AutoencoderTransformer`.
     early_stopping : bool or "auto", default="auto"
         Monitor the training objective on a held-out ``validation_fraction``
         and restore the best weights (``"auto"``: from 5,000 rows on, as in
@@ -133,6 +133,7 @@ class VAETransformer(BaseAutoencoder):
         internal units (the data divided by its common scale, for the
         outermost pair). None without pretraining.
     n_iter_ : int
+    embedding_ : ndarray of shape (n_samples, n_components) or None
     streamed_ : bool
     stream_block_rows_ : int or None
     n_components_ : int

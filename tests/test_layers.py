@@ -23,6 +23,7 @@ LAYERS = [
         {
             "_training_data",
             "_initialization",
+            "_layout",
             "_pretraining",
             "_neighbors",
             "_state",
