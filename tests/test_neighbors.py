@@ -194,3 +194,29 @@ def test_the_kernel_is_valid_and_quiet_for_every_accepted_min_dist():
         for min_dist in np.linspace(0, 1, 41):
             a, b = kernel_parameters(min_dist)
             assert np.isfinite([a, b]).all() and a > 0 and b > 0
+
+
+def test_a_failed_map_leaves_the_model_as_it_was(monkeypatch, digits):
+    import skae._fitting
+
+    X = digits[0]
+    model = AutoencoderTransformer(**FAST, neighbor_weight=1.0, warm_start=True).fit(X)
+    codes, embedding, n_iter = model.transform(X), model.embedding_, model.n_iter_
+
+    def fail(*args, **kwargs):
+        raise MemoryError("no room for the layout")
+
+    monkeypatch.setattr(skae._fitting, "map_targets", fail)
+    with pytest.raises(MemoryError):
+        model.fit(X)
+    assert_array_equal(model.transform(X), codes)
+    assert_array_equal(model.embedding_, embedding)
+    assert model.n_iter_ == n_iter
+
+
+def test_a_continued_fit_without_the_map_drops_it(digits):
+    X = digits[0]
+    model = AutoencoderTransformer(**FAST, neighbor_weight=1.0, warm_start=True).fit(X)
+    assert model.embedding_ is not None
+    model.set_params(neighbor_weight=0.0).fit(X)
+    assert model.embedding_ is None

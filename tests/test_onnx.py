@@ -45,13 +45,14 @@ def X(digits_X):
         small(
             AutoencoderTransformer, architecture="conv", input_shape=(1, 8, 8), conv_channels=(4,)
         ),
+        small(AutoencoderTransformer, n_components=2, neighbor_weight=1.0),
     ],
-    ids=["ae", "ae-sigmoid-bn-dropout", "linear", "vae", "vae-bernoulli", "conv"],
+    ids=["ae", "ae-sigmoid-bn-dropout", "linear", "vae", "vae-bernoulli", "conv", "map"],
 )
 def test_transform_and_inverse_transform_match_skae(estimator, X):
     estimator.fit(X)
     (codes,) = run(skl2onnx.to_onnx(estimator, X[:1]), X)
-    assert codes.shape == (len(X), 3)
+    assert codes.shape == (len(X), estimator.n_components)
     assert_allclose(codes, estimator.transform(X), atol=TOLERANCE)
     inverse = skl2onnx.to_onnx(estimator, codes[:1], options={id(estimator): {"inverse": True}})
     (reconstruction,) = run(inverse, codes)
