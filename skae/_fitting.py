@@ -164,18 +164,20 @@ def _sources_and_state(call, random_seeds):
     state.network.set_objective(plan.objective)
     state.embedding = None
     if isinstance(train_source, MapSource):
-        codes = _codes_of(state.network, train_source.rows, batch_size)
-        targets = map_targets(
-            train_source.graph,
-            codes,
-            plan.objective.kernel,
-            random_seeds.init,
-            fresh=call.previous is None,
-        )
-        train_source.set_targets(targets)
+        _lay_out_map(call, state, train_source, random_seeds.init)
         if validation is None:  # the map holds every row of the call
-            state.embedding = targets
+            state.embedding = train_source.targets.cpu().numpy()
     return train_source, validation, state
+
+
+def _lay_out_map(call, state, source, seed):
+    """Give ``source`` (a MapSource) its targets: UMAP's layout of its rows, started
+    from the graph's spectral layout (a new network) or the network's codes."""
+    codes = _codes_of(state.network, source.rows, call.plan.training.batch_size)
+    fresh = call.previous is None
+    source.set_targets(
+        map_targets(source.graph, codes, call.plan.objective.kernel, seed, fresh=fresh)
+    )
 
 
 @torch.inference_mode()
