@@ -288,6 +288,7 @@ def _train(call, state, train_source, validation, random_seeds, group):
         n_epochs,
         functools.partial(_in_reported_units, state.network),
         bool(training.verbose) and group.is_main,
+        stopping=(training.tol, training.n_iter_no_change),
     )
     report.note(_data_path(call.X))
     callbacks = fit_callbacks(

@@ -35,9 +35,12 @@ class EpochReport(Callback):
         Turns a loss of the objective into the reported units.
     enabled : bool
         False reports nothing (``verbose=0``, or not the main rank).
+    stopping : tuple of (float, int), default=(0.0, 0)
+        ``(tol, n_iter_no_change)``, to say why training stopped early.
     """
 
-    def __init__(self, name, first_epoch, n_epochs, in_units, enabled):
+    def __init__(self, name, first_epoch, n_epochs, in_units, enabled, stopping=(0.0, 0)):
+        self.stopping = stopping
         self.first_epoch = first_epoch
         self.in_units = in_units
         self.enabled = enabled
@@ -70,6 +73,17 @@ class EpochReport(Callback):
             f"{key} {value}" for key, value in values.items()
         )
         print(f"{line}, {seconds:.2f} s", flush=True)
+
+    def on_fit_end(self, history, state):
+        """Say why training stopped before its last epoch, when it did."""
+        if history.converged:
+            tol, patience = self.stopping
+            kind = "validation loss" if history.validation_loss else "training loss"
+            self.note(
+                f"Stopped after epoch {state.n_iter}: the {kind} improved by less than "
+                f"tol={tol:g} (relative) for n_iter_no_change={patience} epochs."
+            )
+        return []
 
     def close(self):
         if self.bar is not None:

@@ -817,6 +817,20 @@ def test_verbose_draws_a_progress_bar_on_a_terminal(
     assert "loss=" in bar and "validation loss=" in bar
 
 
+def test_verbose_says_why_a_fit_stopped_early(make_estimator, small_X, capsys):
+    # tol=1 counts no epoch as an improvement: training stops after 2 + 1 epochs.
+    estimator = make_estimator(max_epochs=20, verbose=1, tol=1.0, n_iter_no_change=2)
+    estimator.fit(small_X)
+
+    last = capsys.readouterr().out.splitlines()[-1]
+
+    assert estimator.n_iter_ < 20
+    assert last == (
+        f"Stopped after epoch {estimator.n_iter_}: the training loss improved by less "
+        "than tol=1 (relative) for n_iter_no_change=2 epochs."
+    )
+
+
 def test_verbose_zero_prints_nothing(make_estimator, small_X, capsys):
     make_estimator(max_epochs=4, verbose=0).fit(small_X)
 
