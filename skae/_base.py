@@ -95,6 +95,10 @@ class BaseAutoencoder(
         "min_dist": [Interval(numbers.Real, 0, 1, closed="both")],
     }
 
+    @abc.abstractmethod
+    def __init__(self):
+        """A subclass declares its parameters here (and in ``_parameter_constraints``)."""
+
     # ------------------------------------------------------------- the plan
 
     def _fit_plan(self, *, partial=False, check_device=True):
