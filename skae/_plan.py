@@ -56,10 +56,6 @@ class NetworkSpec:
         """``(input_shape, channels)`` for a convolutional network, else None."""
         return None if self.input_shape is None else (self.input_shape, self.conv_channels)
 
-    def option(self, name):
-        """The value of the shaping parameter ``name`` of ``objective``."""
-        return dict(self.objective)[name]
-
     def changes_from(self, other):
         """Names of the parameters whose values differ from ``other``'s."""
         changed = []
