@@ -88,7 +88,16 @@ class AutoencoderTransformer(BaseAutoencoder):
     batch_size : int, default=256
         Samples per optimiser step.
     max_epochs : int, default=100
-        Maximum number of passes over the training data per ``fit``.
+        Maximum number of passes over the training data per ``fit``. A fit
+        that reaches it warns (``ConvergenceWarning``) only when it is far
+        from converged: over its last 10 epochs the best monitored loss still
+        fell by more than 1% per epoch of all it fell since the first epoch
+        (0.5% for a validation loss). Without held-out data the training
+        loss keeps falling long after more epochs stop helping new data: at
+        the default 100 epochs on digits, wine, breast cancer and iris it
+        still fell 0.16-0.73% per epoch while twice the epochs changed the
+        held-out error by -15% to +7%; 30-epoch fits of digits fell 1.6-1.8%
+        per epoch, and twice the epochs gained 9-16%.
     pretrain : {None, "layerwise"}, default=None
         ``"layerwise"``: before training the whole network, greedily train
         each encoder layer and its mirror in the decoder as a shallow
