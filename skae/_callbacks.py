@@ -125,7 +125,13 @@ class ConvergenceWarnings(Callback):
                 "Give it more epochs than kl_warmup_epochs."
             ]
         # The objective changes during a warm-up; judge the epochs after it.
-        progress = recent_progress(losses[self.first_monitored :])
+        monitored = losses[self.first_monitored :]
+        if len(monitored) < 2:
+            return [
+                f"{self.name} stopped after max_epochs={self.max_epochs} epochs, too few "
+                "to tell how far from converged it is; more epochs may give a better model."
+            ]
+        progress = recent_progress(monitored)
         if progress <= (FAR_VALIDATION_SHARE if validated else FAR_TRAINING_SHARE):
             return []
         which = "validation" if validated else "training"
