@@ -5,7 +5,10 @@ decoder 10-256-512-n with a sigmoid output; MSE, Adam lr 1e-3, batch 256) is
 trained by
 
 - ``skae``: ``AutoencoderTransformer.partial_fit`` (one epoch per call), its
-  public API only, validation of the input on every call included;
+  public API only, validation of the input on every call included, on as
+  many threads as the other rows (``torch.get_num_threads()``);
+- ``skae (auto threads)``: the same with skae's default thread setting,
+  which leaves one core to the rest of the machine (``skae.set_config``);
 - ``hand``: a plain PyTorch loop slicing a tensor on the device by a permutation;
 - ``dataloader``: the tutorial loop over ``DataLoader(TensorDataset(X))``;
 - ``skorch``: ``skorch.NeuralNet`` with callbacks disabled, fitted with ``y=X``.
@@ -20,6 +23,7 @@ Run ``python benchmarks/bench_speed.py --help`` for the options.
 """
 
 import argparse
+import functools
 import math
 import statistics
 import sys
@@ -46,6 +50,7 @@ from sklearn.exceptions import ConvergenceWarning
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+import skae
 from skae import AutoencoderTransformer
 
 HIDDEN_LAYER_SIZES = (512, 256)
@@ -102,8 +107,10 @@ def build_network(n_features, seed=SEED):
 # unavailable).
 
 
-def make_skae(X, device):
-    """One epoch = one ``AutoencoderTransformer.partial_fit(X)`` call."""
+def make_skae(X, device, n_threads=None):
+    """One epoch = one ``AutoencoderTransformer.partial_fit(X)`` call, on
+    ``n_threads`` threads (None: as many as torch uses, like the other rows)."""
+    n_threads = n_threads or torch.get_num_threads()
     estimator = AutoencoderTransformer(
         n_components=N_COMPONENTS,
         hidden_layer_sizes=HIDDEN_LAYER_SIZES,
@@ -117,7 +124,7 @@ def make_skae(X, device):
     )
 
     def epoch():
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), skae.config_context(n_threads=n_threads):
             warnings.simplefilter("ignore", ConvergenceWarning)
             estimator.partial_fit(X)
 
@@ -196,6 +203,7 @@ def make_skorch(X, device):
 
 IMPLEMENTATIONS = {
     "skae": make_skae,
+    "skae (auto threads)": functools.partial(make_skae, n_threads="auto"),
     "hand": make_hand,
     "dataloader": make_dataloader,
     "skorch": make_skorch,

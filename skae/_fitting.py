@@ -29,6 +29,7 @@ from ._progress import EpochReport, PretrainingReport
 from ._random import seeded_generator, seeds
 from ._readers import ArrayReader
 from ._state import FitState
+from ._threads import call_thread_limits
 from ._training import ConvergenceMonitor, DivergenceError, Trainer, make_optimizer, run_epochs
 from ._training_data import (
     check_blocks_per_rank,
@@ -99,9 +100,10 @@ def fit_call(plan, X, previous, random_seeds, *, partial, group):
     call = agreed(group, _prepare, plan, X, previous, partial, group)
     group.check_same(call.X.shape, "X's shape")
     random_seeds = CallSeeds(*group.broadcast(list(random_seeds)))
-    # Placing the data and pretraining can fail on one rank only, too.
-    train_source, validation, state = agreed(group, _sources_and_state, call, random_seeds)
-    return _train(call, state, train_source, validation, random_seeds, group)
+    with call_thread_limits(call.device):
+        # Placing the data and pretraining can fail on one rank only, too.
+        train_source, validation, state = agreed(group, _sources_and_state, call, random_seeds)
+        return _train(call, state, train_source, validation, random_seeds, group)
 
 
 def _prepare(plan, X, previous, partial, group):

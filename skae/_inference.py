@@ -7,6 +7,7 @@ import torch
 
 from ._batches import rows_to_tensor
 from ._readers import block_rows
+from ._threads import call_thread_limits
 
 
 def map_rows(
@@ -36,8 +37,9 @@ def map_rows(
     row_shape = () if n_outputs is None else np.atleast_1d(n_outputs).tolist()
     out = np.empty((X.shape[0], *row_shape), dtype=dtype)
     step = rows_per_block or block_rows(max(X.shape[1], math.prod(row_shape)))
-    for start, stop, block in row_blocks(X, device, compute_dtype, step):
-        out[start:stop] = function(block).cpu().numpy()
+    with call_thread_limits(device):
+        for start, stop, block in row_blocks(X, device, compute_dtype, step):
+            out[start:stop] = function(block).cpu().numpy()
     return out
 
 

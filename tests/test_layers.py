@@ -36,7 +36,10 @@ LAYERS = [
     # Models and their settings: no torch training, no data handling.
     ("models", {"_models", "_objectives", "_networks", "_losses", "_plan"}),
     # Utilities every layer may use.
-    ("utilities", {"_readers", "_config", "_random", "_warnings", "_docstrings", "_compat"}),
+    (
+        "utilities",
+        {"_readers", "_config", "_threads", "_random", "_warnings", "_docstrings", "_compat"},
+    ),
 ]
 
 PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "skae"
