@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 import torch
 
-from ._batches import MapSource, RowSource
+from ._batches import MapSource
 from ._callbacks import fit_callbacks
 from ._device import resolve_device
 from ._distributed import Alone, agreed
@@ -402,30 +402,20 @@ def _conclude(call, state, optimizer, history, before, train_source, group):
     _check_not_wrecked(call.plan.name, before.training_error, state)
 
 
-# The end-of-call summary (noise_variance_, reconstruction_r2_) reads at most
-# this many evenly spaced rows held in memory: a bounded cost per partial_fit.
-_SUMMARY_ROWS = 2048
-
-
 def _summary_batches(source, batch_size, group):
     """The rows a call's summary is measured on, in batches (see :func:`_reconstruction_of`)."""
-    source = source.comparison_sample()
     source = getattr(source, "rows", source)  # a MapSource's own rows
-    if isinstance(source, RowSource) and len(source) > _SUMMARY_ROWS:
-        if group.rank == 0:  # every rank holds every row; one counts them
-            yield source.take(torch.linspace(0, len(source) - 1, _SUMMARY_ROWS).round().long())
-        return
-    yield from source.sequential_batches(batch_size, group)
+    yield from source.comparison_sample().sequential_batches(batch_size, group)
 
 
 @torch.inference_mode()
 def _reconstruction_of(network, source, batch_size, group):
     """Mean squared reconstruction error and mean feature variance of ``source``'s rows.
 
-    One forward pass in evaluation mode over at most ``_SUMMARY_ROWS``
-    evenly spaced rows held in memory, or the spread-out blocks of streamed
-    data the start and end of a fit are compared on, summed in float64 over
-    every rank.
+    One forward pass in evaluation mode over the rows the start and end of
+    a fit are compared on (``comparison_sample``: at most
+    ``COMPARISON_ROWS`` evenly spaced rows held in memory, or spread-out
+    blocks of streamed data), summed in float64 over every rank.
     """
     network.eval()
     n_features = network.output_layer.center.numel()

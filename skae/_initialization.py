@@ -3,6 +3,7 @@
 import math
 
 import numpy as np
+import scipy.linalg
 import scipy.sparse as sp
 import torch
 from sklearn.decomposition import PCA
@@ -27,6 +28,10 @@ _PCA_VALUES = 1 << 24
 _BOUNDED_MARGIN = 0.01
 # Up to this many features the PCA start diagonalises the covariance matrix.
 _COVARIANCE_FEATURES = 2048
+# A float32 covariance matrix gives directions without variance an
+# eigenvalue of about 1e-7 of the total variance; below this share a
+# direction counts as having none.
+_FLOAT32_RANK_TOLERANCE = 1e-5
 
 
 def data_scale(X):
@@ -74,14 +79,17 @@ def pca_sample_rows(n_features):
     return max(100, _PCA_VALUES // n_features)
 
 
-def whitened_pca(X, center, scale, input_scales, n_components, seed):
+def whitened_pca(X, center, scale, input_scales, n_components, seed, device=None):
     """Encoder and decoder weights of a whitened PCA, in the network's own spaces.
 
     PCA is fitted (on at most about 16M values of ``X``) in the output space
     ``(x - center) / scale``, where the loss is measured. The encoder weight
     acts on the encoder's input ``(x - center) / input_scales`` and gives
     codes of unit variance; the decoder weight maps them back. Codes beyond
-    the data's rank get zero weights.
+    the data's rank get zero weights. Up to 2,048 features the covariance
+    matrix is computed in float32 on ``device`` (the network's; the CPU by
+    default) and only its top eigenvectors are found (see
+    :func:`_top_components`).
 
     Returns
     -------
@@ -102,16 +110,46 @@ def whitened_pca(X, center, scale, input_scales, n_components, seed):
     variance = np.einsum("ij,ij->j", T, T) / T.shape[0] - T.mean(axis=0) ** 2
     if T.shape[0] < 2 or not np.any(variance > 0):
         return encoder_weight, decoder_weight, 1.0
-    pca = PCA(n_components=n, svd_solver=_pca_solver(*T.shape)).fit(T)
+    if _pca_solver(*T.shape) == "covariance_eigh":
+        explained_variance, components = _top_components(T, n, device)
+        # float32 sums leave directions without variance about 1e-7 of the total.
+        floor = max(1e-12, _FLOAT32_RANK_TOLERANCE * variance.sum())
+    else:
+        pca = PCA(n_components=n, svd_solver="full").fit(T)
+        explained_variance, components, floor = pca.explained_variance_, pca.components_, 1e-12
     # Directions without variance (constant data) keep zero weights.
-    n = int(np.sum(pca.explained_variance_ > 1e-12))
-    spread = np.sqrt(pca.explained_variance_[:n])
-    components = pca.components_[:n]
+    n = int(np.sum(explained_variance > floor))
+    spread = np.sqrt(explained_variance[:n])
+    components = components[:n]
     encoder_weight[:n] = components * (input_scales / scale) / spread[:, None]
     decoder_weight[:, :n] = components.T * spread
-    explained = pca.explained_variance_[:n].sum() * (T.shape[0] - 1) / T.shape[0]
+    explained = explained_variance[:n].sum() * (T.shape[0] - 1) / T.shape[0]
     residual_variance = max(variance.sum() - explained, 0.0) / n_features
     return encoder_weight, decoder_weight, residual_variance
+
+
+def _top_components(T, n, device=None):
+    """The ``n`` leading principal components of ``T``'s rows, as scikit-learn's
+    PCA gives them: variances (ddof=1, largest first) and unit directions,
+    each signed so that its largest entry is positive.
+
+    The covariance matrix is summed in float32 on ``device`` (on the MNIST
+    split 0.05 s against 0.2 s for float64 numpy on the CPU, and no transfer
+    of a GPU fit's data to the host), then only its top ``n`` eigenpairs are
+    found, in float64 (scipy's ``subset_by_index``).
+    """
+    # A copy in C order: the sums then run in the same order whatever the
+    # layout of the user's array (a DataFrame's values are often in F order).
+    rows = torch.tensor(np.ascontiguousarray(T, dtype=np.float32), device=device)
+    rows = rows - rows.mean(dim=0)
+    covariance = (rows.T @ rows).double().cpu().numpy() / (len(rows) - 1)
+    n_features = covariance.shape[0]
+    values, vectors = scipy.linalg.eigh(
+        covariance, subset_by_index=[n_features - n, n_features - 1]
+    )
+    values, components = values[::-1].clip(min=0), vectors[:, ::-1].T
+    signs = np.sign(components[np.arange(n), np.abs(components).argmax(axis=1)])
+    return values, components * np.where(signs == 0, 1.0, signs)[:, None]
 
 
 def _pca_solver(n_samples, n_features):
@@ -127,7 +165,7 @@ def _pca_solver(n_samples, n_features):
     return "full"
 
 
-def bounded_decoder_start(X, center, input_scales, encoder_weight, activation, seed):
+def bounded_decoder_start(X, center, input_scales, encoder_weight, activation, seed, device):
     """Decoder weights and bias that start a sigmoid or tanh output near the data.
 
     A bounded output cannot reproduce PCA's linear decoder, so the start
@@ -136,25 +174,38 @@ def bounded_decoder_start(X, center, input_scales, encoder_weight, activation, s
     codes. Without it the start would decode every code to about the
     middle of the range.
 
+    Computed in float32 on ``device`` (the network's), where training runs:
+    only the normal equations' small (n_components + 1)-square system is
+    solved in float64, by pseudo-inverse, since codes beyond the data's
+    rank are zero. On the MNIST split this takes 0.03 s against 0.5 s for
+    float64 numpy's ``lstsq``, and the start's error is the same to 1e-4
+    (``tests/test_networks.py``).
+
     Returns
     -------
-    decoder_weight : ndarray of shape (n_features, n_components)
-    bias : ndarray of shape (n_features,)
+    decoder_weight : Tensor of shape (n_features, n_components)
+    bias : Tensor of shape (n_features,)
     """
     n_samples, n_features = X.shape
     max_rows = pca_sample_rows(n_features)
     if n_samples > max_rows:
         rows = np.random.default_rng(seed).choice(n_samples, max_rows, replace=False)
         X = X[np.sort(rows)]
-    X = np.asarray(X.toarray() if sp.issparse(X) else X, dtype=np.float64)
-    codes = ((X - center) / input_scales) @ encoder_weight.T
+    X = X.toarray() if sp.issparse(X) else X
+    X = torch.tensor(np.ascontiguousarray(X, dtype=np.float32), device=device)
+
+    def on_device(values):
+        return torch.as_tensor(values, dtype=torch.float32, device=device)
+
+    codes = ((X - on_device(center)) / on_device(input_scales)) @ on_device(encoder_weight).T
     if activation == "sigmoid":
-        clipped = np.clip(X, _BOUNDED_MARGIN, 1 - _BOUNDED_MARGIN)
-        target = np.log(clipped) - np.log1p(-clipped)
+        target = torch.logit(X.clamp(_BOUNDED_MARGIN, 1 - _BOUNDED_MARGIN))
     else:
-        target = np.arctanh(np.clip(X, -1 + 2 * _BOUNDED_MARGIN, 1 - 2 * _BOUNDED_MARGIN))
-    design = np.hstack([codes, np.ones((len(codes), 1))])
-    solution, *_ = np.linalg.lstsq(design, target, rcond=None)
+        target = torch.atanh(X.clamp(-1 + 2 * _BOUNDED_MARGIN, 1 - 2 * _BOUNDED_MARGIN))
+    design = torch.cat([codes, torch.ones(len(codes), 1, dtype=codes.dtype, device=device)], dim=1)
+    gram = (design.T @ design).double()
+    solution = torch.linalg.pinv(gram, hermitian=True) @ (design.T @ target).double()
+    solution = solution.float()
     return solution[:-1].T, solution[-1]
 
 
@@ -219,13 +270,20 @@ def start_from_pca(model, X, data_scales, n_components, seed):
     if not (has_linear_start(encoder_body) and has_linear_start(decoder_body)):
         return
     center, scale, input_scales = data_scales
+    device = model.output_layer.center.device
     encoder_weight, decoder_weight, residual_variance = whitened_pca(
-        X, center, scale, input_scales, n_components, seed
+        X, center, scale, input_scales, n_components, seed, device
     )
     decoder_bias = None
     if model.output_layer.activation != "linear":
         decoder_weight, decoder_bias = bounded_decoder_start(
-            X, center, input_scales, encoder_weight, model.output_layer.activation, seed
+            X,
+            center,
+            input_scales,
+            encoder_weight,
+            model.output_layer.activation,
+            seed,
+            device,
         )
     n_code_outputs = last_weighted_layer(encoder_body).out_features
     encoder_weight = np.vstack(

@@ -306,8 +306,9 @@ def run_epochs(
     ``start_is_candidate``: the network as it starts is the first candidate
     for the best weights. With a validation source its validation loss is
     the first the monitor sees; without one, the training loss (in
-    evaluation mode, on ``train_source.comparison_sample()``: all of data in
-    memory, spread-out blocks of streamed data) at the end is compared with
+    evaluation mode, on ``train_source.comparison_sample()``: at most 2,048
+    evenly spaced rows in memory, spread-out blocks of streamed data) at
+    the end is compared with
     the start's, and the start is kept when training did not improve on it.
 
     ``interruptible``: a ``KeyboardInterrupt`` after at least one complete
