@@ -1,10 +1,12 @@
 """How a new network starts: the data's centre and scale, seeded weights, a PCA start."""
 
+import contextlib
 import math
 
 import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
+import scipy.sparse.linalg
 import torch
 from sklearn.decomposition import PCA
 from sklearn.utils.sparsefuncs import mean_variance_axis
@@ -136,7 +138,8 @@ def _top_components(T, n, device=None):
     The covariance matrix is summed in float32 on ``device`` (on the MNIST
     split 0.05 s against 0.2 s for float64 numpy on the CPU, and no transfer
     of a GPU fit's data to the host), then only its top ``n`` eigenpairs are
-    found, in float64 (scipy's ``subset_by_index``).
+    found, in float64 (ARPACK's Lanczos for a few of many, else LAPACK's
+    ``subset_by_index``).
     """
     # A copy in C order: the sums then run in the same order whatever the
     # layout of the user's array (a DataFrame's values are often in F order).
@@ -144,9 +147,18 @@ def _top_components(T, n, device=None):
     rows = rows - rows.mean(dim=0)
     covariance = (rows.T @ rows).double().cpu().numpy() / (len(rows) - 1)
     n_features = covariance.shape[0]
-    values, vectors = scipy.linalg.eigh(
-        covariance, subset_by_index=[n_features - n, n_features - 1]
-    )
+    values = None
+    if n < n_features // 4:
+        # Lanczos (ARPACK) for a few of many: 6 ms against 35 ms for MNIST's
+        # 10 of 784. A fixed start vector keeps it deterministic.
+        with contextlib.suppress(scipy.sparse.linalg.ArpackNoConvergence):
+            values, vectors = scipy.sparse.linalg.eigsh(covariance, k=n, v0=np.ones(n_features))
+            order = np.argsort(values)
+            values, vectors = values[order], vectors[:, order]
+    if values is None:
+        values, vectors = scipy.linalg.eigh(
+            covariance, subset_by_index=[n_features - n, n_features - 1]
+        )
     values, components = values[::-1].clip(min=0), vectors[:, ::-1].T
     signs = np.sign(components[np.arange(n), np.abs(components).argmax(axis=1)])
     return values, components * np.where(signs == 0, 1.0, signs)[:, None]
