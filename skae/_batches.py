@@ -152,7 +152,8 @@ class RowSample:
 
     def __init__(self, source, n_rows):
         self.source = source
-        self.index = torch.linspace(0, len(source) - 1, n_rows).round().long()
+        # float64: float32 cannot count past 2**24 rows exactly.
+        self.index = torch.linspace(0, len(source) - 1, n_rows, dtype=torch.float64).round().long()
 
     def __len__(self):
         return len(self.index)

@@ -30,10 +30,6 @@ _PCA_VALUES = 1 << 24
 _BOUNDED_MARGIN = 0.01
 # Up to this many features the PCA start diagonalises the covariance matrix.
 _COVARIANCE_FEATURES = 2048
-# A float32 covariance matrix gives directions without variance an
-# eigenvalue of about 1e-7 of the total variance; below this share a
-# direction counts as having none.
-_FLOAT32_RANK_TOLERANCE = 1e-5
 
 
 def data_scale(X):
@@ -89,9 +85,8 @@ def whitened_pca(X, center, scale, input_scales, n_components, seed, device=None
     acts on the encoder's input ``(x - center) / input_scales`` and gives
     codes of unit variance; the decoder weight maps them back. Codes beyond
     the data's rank get zero weights. Up to 2,048 features the covariance
-    matrix is computed in float32 on ``device`` (the network's; the CPU by
-    default) and only its top eigenvectors are found (see
-    :func:`_top_components`).
+    matrix is computed (on ``device``, the network's, when it is a GPU) and
+    only its top eigenvectors are found (see :func:`_top_components`).
 
     Returns
     -------
@@ -114,13 +109,11 @@ def whitened_pca(X, center, scale, input_scales, n_components, seed, device=None
         return encoder_weight, decoder_weight, 1.0
     if _pca_solver(*T.shape) == "covariance_eigh":
         explained_variance, components = _top_components(T, n, device)
-        # float32 sums leave directions without variance about 1e-7 of the total.
-        floor = max(1e-12, _FLOAT32_RANK_TOLERANCE * variance.sum())
     else:
         pca = PCA(n_components=n, svd_solver="full").fit(T)
-        explained_variance, components, floor = pca.explained_variance_, pca.components_, 1e-12
+        explained_variance, components = pca.explained_variance_, pca.components_
     # Directions without variance (constant data) keep zero weights.
-    n = int(np.sum(explained_variance > floor))
+    n = int(np.sum(explained_variance > 1e-12))
     spread = np.sqrt(explained_variance[:n])
     components = components[:n]
     encoder_weight[:n] = components * (input_scales / scale) / spread[:, None]
@@ -135,17 +128,24 @@ def _top_components(T, n, device=None):
     PCA gives them: variances (ddof=1, largest first) and unit directions,
     each signed so that its largest entry is positive.
 
-    The covariance matrix is summed in float32 on ``device`` (on the MNIST
-    split 0.05 s against 0.2 s for float64 numpy on the CPU, and no transfer
-    of a GPU fit's data to the host), then only its top ``n`` eigenpairs are
-    found, in float64 (ARPACK's Lanczos for a few of many, else LAPACK's
-    ``subset_by_index``).
+    The covariance matrix is summed in float64 (float32 would give
+    directions without variance an eigenvalue of about 1e-7 of the total,
+    and so hide real directions below that): on a CUDA ``device`` where the
+    data is, else by numpy, whose ``T.T @ T`` is BLAS's symmetric ``syrk``
+    (0.12 s on the MNIST split on one thread, half a general product). Only
+    the top ``n`` eigenpairs are then found (ARPACK's Lanczos for a few of
+    many, else LAPACK's ``subset_by_index``).
     """
     # A copy in C order: the sums then run in the same order whatever the
     # layout of the user's array (a DataFrame's values are often in F order).
-    rows = torch.tensor(np.ascontiguousarray(T, dtype=np.float32), device=device)
-    rows = rows - rows.mean(dim=0)
-    covariance = (rows.T @ rows).double().cpu().numpy() / (len(rows) - 1)
+    rows = np.ascontiguousarray(T, dtype=np.float64)
+    if device is not None and torch.device(device).type == "cuda":
+        rows = torch.from_numpy(rows).to(device)
+        rows = rows - rows.mean(dim=0)
+        covariance = (rows.T @ rows).cpu().numpy() / (len(rows) - 1)
+    else:
+        rows = rows - rows.mean(axis=0)
+        covariance = rows.T @ rows / (len(rows) - 1)
     n_features = covariance.shape[0]
     values = None
     if n < n_features // 4:
@@ -188,8 +188,8 @@ def bounded_decoder_start(X, center, input_scales, encoder_weight, activation, s
 
     Computed in float32 on ``device`` (the network's), where training runs:
     only the normal equations' small (n_components + 1)-square system is
-    solved in float64, by pseudo-inverse, since codes beyond the data's
-    rank are zero. On the MNIST split this takes 0.03 s against 0.5 s for
+    solved in float64 on the host, by pseudo-inverse, since codes beyond the
+    data's rank are zero. On the MNIST split this takes 0.03 s against 0.5 s for
     float64 numpy's ``lstsq``, and the start's error is the same to 1e-4
     (``tests/test_networks.py``).
 
@@ -215,9 +215,9 @@ def bounded_decoder_start(X, center, input_scales, encoder_weight, activation, s
     else:
         target = torch.atanh(X.clamp(-1 + 2 * _BOUNDED_MARGIN, 1 - 2 * _BOUNDED_MARGIN))
     design = torch.cat([codes, torch.ones(len(codes), 1, dtype=codes.dtype, device=device)], dim=1)
-    gram = (design.T @ design).double()
-    solution = torch.linalg.pinv(gram, hermitian=True) @ (design.T @ target).double()
-    solution = solution.float()
+    # The small system is solved in float64 on the host (MPS has no float64).
+    gram, moments = (design.T @ design).cpu().double(), (design.T @ target).cpu().double()
+    solution = (torch.linalg.pinv(gram, hermitian=True) @ moments).float().to(device)
     return solution[:-1].T, solution[-1]
 
 

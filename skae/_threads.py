@@ -14,6 +14,7 @@ of threads, not across numbers.
 import contextlib
 import functools
 import os
+import threading
 
 import torch
 from threadpoolctl import ThreadpoolController
@@ -51,19 +52,39 @@ def _blas_pools():
     return ThreadpoolController().select(user_api="blas")
 
 
+# Calls running in several Python threads of one process overlap: the first
+# to start saves the process's settings and the last to end restores them.
+_lock = threading.Lock()
+_active = {"calls": 0, "torch": None, "blas": None}
+
+
 @contextlib.contextmanager
 def call_thread_limits(device):
     """Run the block with :func:`call_threads` torch and BLAS threads when
-    ``device`` is the CPU; restore both afterwards, also on an exception."""
+    ``device`` is the CPU; restore both afterwards, also on an exception.
+
+    Nested and overlapping calls (several Python threads) share one saved
+    state: the settings the process had before the first of them began
+    come back when the last one ends.
+    """
     if torch.device(device).type != "cpu":
         yield
         return
-    threads, before = call_threads(), torch.get_num_threads()
-    with _blas_pools().limit(limits=threads):
-        if threads != before:
-            torch.set_num_threads(threads)
-        try:
-            yield
-        finally:
-            if torch.get_num_threads() != before:
-                torch.set_num_threads(before)
+    threads = call_threads()
+    with _lock:
+        if _active["calls"] == 0:
+            _active["torch"] = torch.get_num_threads()
+            _active["blas"] = _blas_pools().limit(limits=threads)
+        else:
+            _blas_pools().limit(limits=threads)  # this call's own; the first saved the originals
+        _active["calls"] += 1
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        with _lock:
+            _active["calls"] -= 1
+            if _active["calls"] == 0:
+                torch.set_num_threads(_active["torch"])
+                _active["blas"].restore_original_limits()
+                _active["torch"] = _active["blas"] = None

@@ -35,18 +35,50 @@ def test_a_call_sets_torch_and_blas_threads_and_restores_them():
     assert blas_threads() == blas_before
 
 
-def test_fit_and_transform_run_on_the_configured_threads(make_estimator, small_X):
+def test_fit_and_transform_run_on_the_configured_threads(make_estimator, small_X, monkeypatch):
     seen = []
+    set_num_threads = torch.set_num_threads
 
-    def threads_hook(module, args):
-        seen.append(torch.get_num_threads())
+    def recording(n):
+        seen.append(n)
+        set_num_threads(n)
+
+    monkeypatch.setattr(torch, "set_num_threads", recording)
+    before = torch.get_num_threads()
+    with skae.config_context(n_threads=before + 1):
+        estimator = make_estimator().fit(small_X)
+        assert seen == [before + 1, before]  # set for the fit, then restored
+        estimator.transform(small_X)
+        assert seen == [before + 1, before] * 2
+    assert torch.get_num_threads() == before
+
+
+def test_overlapping_calls_in_threads_restore_the_first_state():
+    # A starts, B starts, A ends, B ends: the settings from before A come back.
+    import threading
 
     before = torch.get_num_threads()
-    with skae.config_context(n_threads=1):
-        estimator = make_estimator().fit(small_X)
-        estimator.encoder_.register_forward_pre_hook(threads_hook)
-        estimator.transform(small_X)
-    assert seen and set(seen) == {1}
+    a_inside, b_done = threading.Event(), threading.Event()
+
+    def call_a():
+        with skae.config_context(n_threads=before + 1), call_thread_limits("cpu"):
+            a_inside.set()
+            b_done.wait(timeout=30)
+
+    def call_b():
+        a_inside.wait(timeout=30)
+        with skae.config_context(n_threads=before + 1), call_thread_limits("cpu"):
+            assert torch.get_num_threads() == before + 1
+        b_done.set()
+
+    threads = [threading.Thread(target=call_a), threading.Thread(target=call_b)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert torch.get_num_threads() == before
+    with call_thread_limits("cpu"), call_thread_limits("cpu"):
+        pass
     assert torch.get_num_threads() == before
 
 
