@@ -77,6 +77,17 @@ def pca_sample_rows(n_features):
     return max(100, _PCA_VALUES // n_features)
 
 
+def pca_rows(X, seed):
+    """The rows of ``X`` the PCA start is fitted on: all, or a random
+    ``pca_sample_rows`` of them in their order, drawn from ``seed``."""
+    n_samples, n_features = X.shape
+    max_rows = pca_sample_rows(n_features)
+    if n_samples <= max_rows:
+        return X
+    rows = np.random.default_rng(seed).choice(n_samples, max_rows, replace=False)
+    return X[np.sort(rows)]
+
+
 def whitened_pca(X, center, scale, input_scales, n_components, seed, device=None):
     """Encoder and decoder weights of a whitened PCA, in the network's own spaces.
 
@@ -95,11 +106,8 @@ def whitened_pca(X, center, scale, input_scales, n_components, seed, device=None
     residual_variance : float
         PCA's mean squared reconstruction error per feature, in that space.
     """
-    n_samples, n_features = X.shape
-    max_rows = pca_sample_rows(n_features)
-    if n_samples > max_rows:
-        rows = np.random.default_rng(seed).choice(n_samples, max_rows, replace=False)
-        X = X[np.sort(rows)]
+    n_features = X.shape[1]
+    X = pca_rows(X, seed)
     T = ((X.toarray() if sp.issparse(X) else X) - center) / scale
     n = min(n_components, *T.shape)
     encoder_weight = np.zeros((n_components, n_features))
@@ -198,11 +206,7 @@ def bounded_decoder_start(X, center, input_scales, encoder_weight, activation, s
     decoder_weight : Tensor of shape (n_features, n_components)
     bias : Tensor of shape (n_features,)
     """
-    n_samples, n_features = X.shape
-    max_rows = pca_sample_rows(n_features)
-    if n_samples > max_rows:
-        rows = np.random.default_rng(seed).choice(n_samples, max_rows, replace=False)
-        X = X[np.sort(rows)]
+    X = pca_rows(X, seed)
     X = X.toarray() if sp.issparse(X) else X
     X = torch.tensor(np.ascontiguousarray(X, dtype=np.float32), device=device)
 
