@@ -29,6 +29,7 @@ from ._progress import EpochReport, PretrainingReport
 from ._random import seeded_generator, seeds
 from ._readers import ArrayReader
 from ._state import FitState
+from ._summary import ReconstructionTally
 from ._threads import call_thread_limits
 from ._training import ConvergenceMonitor, DivergenceError, Trainer, make_optimizer, run_epochs
 from ._training_data import (
@@ -305,6 +306,7 @@ def _train(call, state, train_source, validation, random_seeds, group):
             validation_source=validation,
             validation_seed=int(random_seeds.split),
             start_is_candidate=not call.partial,
+            summarize=_summary_in_judging(training, train_source),
             # In a process group the ranks could be interrupted at different points
             # of a collective: there an interrupt rolls the call back on every rank.
             interruptible=group.world_size == 1,
@@ -396,10 +398,17 @@ def _conclude(call, state, optimizer, history, before, train_source, group):
         ]
     state.best_loss = report(history.best_loss)
     state.n_iter = before.n_iter + len(history.loss)
-    state.training_error, state.training_variance = _reconstruction_of(
+    state.training_error, state.training_variance = history.summary or _reconstruction_of(
         state.network, train_source, call.plan.training.batch_size, group
     )
     _check_not_wrecked(call.plan.name, before.training_error, state)
+
+
+def _summary_in_judging(training, train_source):
+    """Whether judging the start and end can tally the call's summary in the same
+    passes: they run on the summary's rows (not a map's, which are all of its
+    rows with their targets) and in full precision, as the summary does."""
+    return training.precision == "float32" and not isinstance(train_source, MapSource)
 
 
 def _summary_batches(source, batch_size, group):
@@ -415,25 +424,15 @@ def _reconstruction_of(network, source, batch_size, group):
     One forward pass in evaluation mode over the rows the start and end of
     a fit are compared on (``comparison_sample``: at most
     ``COMPARISON_ROWS`` evenly spaced rows held in memory, or spread-out
-    blocks of streamed data), summed in float64 over every rank.
+    blocks of streamed data), summed in float64 over every rank (see
+    ``skae._summary``). A fit that judged its start and end there has
+    tallied it already (``History.summary``).
     """
     network.eval()
-    n_features = network.output_layer.center.numel()
-    squared_error, n = 0.0, 0
-    sums = torch.zeros(n_features, dtype=torch.float64)
-    squares = torch.zeros(n_features, dtype=torch.float64)
+    tally = ReconstructionTally(network.output_layer.center.numel())
     for batch in _summary_batches(source, batch_size, group):
-        reconstruction = network.decode(network.encode(batch))
-        squared_error += float((reconstruction.double() - batch.double()).square().sum())
-        n += batch.shape[0]
-        sums += batch.double().sum(dim=0).cpu()
-        squares += batch.double().square().sum(dim=0).cpu()
-    totals = group.sum([squared_error, n, *sums.tolist(), *squares.tolist()])
-    squared_error, n = totals[0], totals[1]
-    sums = torch.tensor(totals[2 : 2 + n_features], dtype=torch.float64)
-    squares = torch.tensor(totals[2 + n_features :], dtype=torch.float64)
-    variance = float((squares / n - (sums / n).square()).clamp(min=0).mean())
-    return squared_error / (n * n_features), variance
+        tally.add(batch, network.decode(network.encode(batch)))
+    return tally.result(group)
 
 
 def _in_reported_units(network, loss):

@@ -10,6 +10,10 @@ Each model is an ``nn.Module`` with
 - ``loss_terms(x, generator)``: each term's per-sample value, and
   ``sample_losses(x, generator)``: their weighted sum, the per-sample
   training objective,
+- ``evaluation(x, generator)``: in evaluation mode, ``sample_losses`` and
+  the reconstruction of the rows, from as few passes as the model allows
+  (a start and end judged on the rows the fit is summarised on need no
+  pass of their own for the summary),
 - ``score_samples(x)``: the per-sample score the estimator reports,
 - ``loss_unit`` and ``loss_offset``: reported loss = objective * unit + offset
   (the objective itself is free of the data's units, so that a relative
@@ -108,8 +112,17 @@ class ReconstructionModel(nn.Module):
         (held-out rows, which have no place in the map).
         """
         weights = self.term_weights if self.training else self.objective.weights()
-        terms = self.loss_terms(x, generator, weights)
-        return weighted_sum(terms, {name: w for name, w in weights.items() if name in terms})
+        return _weighted(self.loss_terms(x, generator, weights), weights)
+
+    def evaluation(self, x, generator=None):
+        """``(sample_losses(x, generator), reconstruction of x's rows)`` in evaluation mode.
+
+        The reconstruction is ``decode(encode(rows))`` (without a batch's
+        target codes); models that can share their forward pass with the
+        loss's override this.
+        """
+        rows, _ = self.split_targets(x)
+        return self.sample_losses(x, generator), self.decode(self.encode(rows))
 
     def split_targets(self, x):
         """``(rows, target codes)`` of a batch from a ``MapSource`` (rows followed by
@@ -178,6 +191,16 @@ class AutoencoderModel(ReconstructionModel):
 
     def loss_terms(self, x, generator=None, weights=None):
         """``{term: per-sample value}`` for the terms in ``weights``."""
+        return self._terms_and_logits(x, generator, weights)[0]
+
+    def evaluation(self, x, generator=None):
+        """One forward pass: its loss and its reconstruction (see the base class)."""
+        weights = self.objective.weights()
+        terms, logits = self._terms_and_logits(x, generator, weights)
+        return _weighted(terms, weights), self.output_layer(logits)
+
+    def _terms_and_logits(self, x, generator, weights):
+        """The loss terms and the decoder's logits of one forward pass."""
         x, targets = self.split_targets(x)
         with drawing_from(self, generator):
             code = full_precision(self.encoder(self.corrupt(x, generator)))
@@ -190,7 +213,7 @@ class AutoencoderModel(ReconstructionModel):
             terms["sparsity"] = code.abs().mean(dim=1)
         if "neighbors" in weights and targets is not None:
             terms["neighbors"] = map_distance(code, targets)
-        return terms
+        return terms, logits
 
     def score_samples(self, x):
         """Minus the mean squared reconstruction error, in the data's units."""
@@ -293,9 +316,22 @@ class VariationalModel(ReconstructionModel):
         """``{term: per-sample value}``: the likelihood's, the KL's, and the neighbour term."""
         x, targets = self.split_targets(x)
         with drawing_from(self, generator):
-            mean, log_variance = self.posterior(self.corrupt(x, generator))
-            code, _ = self._draw(mean, log_variance, generator)
-            logits = self.decoder_logits(code)
+            posterior = self.posterior(self.corrupt(x, generator))
+            return self._terms(x, targets, posterior, generator, weights)
+
+    def evaluation(self, x, generator=None):
+        """The loss and the reconstruction at the posterior mean, from one encoder pass."""
+        weights = self.objective.weights()
+        x, targets = self.split_targets(x)
+        with drawing_from(self, generator):
+            posterior = self.posterior(self.corrupt(x, generator))
+            terms = self._terms(x, targets, posterior, generator, weights)
+        return _weighted(terms, weights), self.decode(posterior[0])
+
+    def _terms(self, x, targets, posterior, generator, weights):
+        mean, log_variance = posterior
+        code, _ = self._draw(mean, log_variance, generator)
+        logits = self.decoder_logits(code)
         terms = {
             "reconstruction": self.negative_log_likelihood(logits, x, in_data_units=False),
             "kl": gaussian_kl_divergence(mean, log_variance),
@@ -323,6 +359,11 @@ class VariationalModel(ReconstructionModel):
             log_posterior = -0.5 * (noise.square() + log_variance + math.log(2 * math.pi)).sum(-1)
             log_weights.append(-nll.reshape(n, -1) + log_prior - log_posterior)
         return torch.logsumexp(torch.cat(log_weights), dim=0) - math.log(n_draws)
+
+
+def _weighted(terms, weights):
+    """The weighted sum of the terms present (held-out rows have no neighbour term)."""
+    return weighted_sum(terms, {name: w for name, w in weights.items() if name in terms})
 
 
 def build_model(spec, objective, center, scale, input_scales):

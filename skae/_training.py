@@ -1,7 +1,8 @@
 """The training engine shared by every estimator: optimiser, epochs, stopping.
 
 A network plugs in through one method, ``sample_losses(x, generator)``, that
-returns the per-sample objective of a batch, and data through a source with
+returns the per-sample objective of a batch (and ``evaluation`` where a
+pass also tallies a fit's summary), and data through a source with
 ``batches`` and ``sequential_batches`` (``skae._batches``); everything else
 (devices, precision, divergence, early stopping, checkpoints) lives here once.
 What changes from epoch to epoch (the learning rate, a KL warm-up, progress
@@ -18,6 +19,7 @@ from typing import NamedTuple
 import torch
 
 from ._distributed import Alone
+from ._summary import ReconstructionTally
 
 
 class DivergenceError(FloatingPointError):
@@ -86,6 +88,9 @@ class History:
     kept_start : bool
         Training never beat the start, which was restored.
     interrupted : KeyboardInterrupt or None
+    summary : tuple of float or None
+        With ``summarize``: the kept weights' ``ReconstructionTally.result``
+        on the rows the start and end were compared on.
     """
 
     loss: list = dataclasses.field(default_factory=list)
@@ -95,6 +100,7 @@ class History:
     start_loss: float | None = None
     kept_start: bool = False
     interrupted: KeyboardInterrupt | None = None
+    summary: tuple | None = None
 
 
 @contextlib.contextmanager
@@ -229,11 +235,13 @@ class Trainer:
         self.optimizer.step()
         return losses.detach().float().mean()
 
-    def evaluate(self, source, seed):
+    def evaluate(self, source, seed, tally=None):
         """Mean loss over ``source`` with the network in evaluation mode.
 
         ``seed`` reseeds the noise so that any randomness in the loss is the
-        same at every epoch and validation losses are comparable.
+        same at every epoch and validation losses are comparable. A
+        ``tally`` (a :class:`~skae._summary.ReconstructionTally`) counts the
+        same pass's reconstructions (the network's ``evaluation``).
         """
         self.network.eval()
         generator = torch.Generator(device=self.device).manual_seed(seed)
@@ -241,7 +249,12 @@ class Trainer:
         n = 0
         with torch.inference_mode(), precision_context(self.precision, self.device):
             for batch in source.sequential_batches(self.batch_size, self.group):
-                total += self.network.sample_losses(batch, generator).float().sum()
+                if tally is None:
+                    losses = self.network.sample_losses(batch, generator)
+                else:
+                    losses, reconstruction = self.network.evaluation(batch, generator)
+                    tally.add(batch, reconstruction)
+                total += losses.float().sum()
                 n += batch.shape[0]
         total, n = self.group.sum([total.item(), n])
         return self._checked(total / n)
@@ -288,6 +301,7 @@ def run_epochs(
     validation_source=None,
     validation_seed=0,
     start_is_candidate=False,
+    summarize=False,
     interruptible=False,
     callbacks=(),
 ):
@@ -310,6 +324,8 @@ def run_epochs(
     evenly spaced rows in memory, spread-out blocks of streamed data) at
     the end is compared with
     the start's, and the start is kept when training did not improve on it.
+    ``summarize`` (only then): those two passes also tally the end-of-call
+    summary of the weights kept (``history.summary``, see ``skae._summary``).
 
     ``interruptible``: a ``KeyboardInterrupt`` after at least one complete
     epoch (during training or while finishing) puts the network and
@@ -325,6 +341,7 @@ def run_epochs(
     loop = _EpochLoop(
         trainer, train_source, monitor, validation_source, validation_seed, unmonitored
     )
+    loop.summarize = summarize and start_is_candidate and validation_source is None
     return loop.run(
         n_epochs,
         start_is_candidate=start_is_candidate,
@@ -346,6 +363,8 @@ class _EpochLoop:
         self.validation_seed = validation_seed
         self.unmonitored = unmonitored
         self.start = None
+        self.summarize = False
+        self.start_summary = None
         self.history = History()
 
     def run(self, n_epochs, *, start_is_candidate, interruptible, callbacks):
@@ -353,7 +372,7 @@ class _EpochLoop:
         self.progress = _Progress()
         if start_is_candidate:
             self.start = Checkpoint(self.trainer)
-            self.history.start_loss = self._evaluate(self._start_judge())
+            self.history.start_loss, self.start_summary = self._judge()
             if validating:
                 self.monitor.update(self.history.start_loss)
                 self.progress = _Progress(best=self.start, best_loss=self.history.start_loss)
@@ -390,8 +409,17 @@ class _EpochLoop:
         """The data the start is compared on: validation data, else (a sample of) training data."""
         return self.validation_source or self.train_source.comparison_sample()
 
-    def _evaluate(self, source):
-        return self.trainer.evaluate(source, self.validation_seed)
+    def _evaluate(self, source, tally=None):
+        return self.trainer.evaluate(source, self.validation_seed, tally)
+
+    def _judge(self):
+        """The loss on :meth:`_start_judge`'s rows, and the summary tallied on them
+        (None unless ``summarize``)."""
+        if not self.summarize:
+            return self._evaluate(self._start_judge()), None
+        tally = ReconstructionTally(self.trainer.network.output_layer.center.numel())
+        loss = self._evaluate(self._start_judge(), tally)
+        return loss, tally.result(self.trainer.group)
 
     def _epoch(self, epoch, keep_checkpoint):
         """Train one epoch; return the progress it leaves (``self.progress`` is not changed)."""
@@ -432,9 +460,11 @@ class _EpochLoop:
             return
         # Training losses of warm-up epochs measure another objective.
         history.best_loss = min(progress.losses[self.unmonitored :] or progress.losses)
-        history.kept_start = self.start is not None and (
-            self._evaluate(self._start_judge()) >= history.start_loss
-        )
+        if self.start is None:
+            return
+        end_loss, history.summary = self._judge()
+        history.kept_start = end_loss >= history.start_loss
         if history.kept_start:
             self.start.restore(self.trainer)
             history.best_loss = history.start_loss
+            history.summary = self.start_summary

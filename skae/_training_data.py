@@ -142,7 +142,8 @@ def streamed(plan, reader, device, split_seed, early_stopping):
         validation = StreamSource(reader, device, held_out)
 
     def start_data(seed):
-        summary = summarize(reader, reader.blocks(), pca_sample_rows(reader.shape[1]), seed)
+        n_rows = pca_sample_rows(reader.shape[1], plan.network.n_components)
+        summary = summarize(reader, reader.blocks(), n_rows, seed)
         return scales_from_moments(summary.center, summary.variance), summary.sample
 
     return StreamSource(reader, device, blocks), validation, start_data

@@ -18,8 +18,11 @@ import pytest
 import torch
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
+import skae._fitting
 from skae import AutoencoderTransformer, DivergenceError, VAETransformer
 from skae._batches import batch_bounds
+from skae._distributed import Alone
+from skae._summary import ReconstructionTally
 from skae._training import Trainer
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -318,6 +321,43 @@ def test_early_stopping_can_keep_the_start(digits_X):
 
     assert np.array_equal(estimator.transform(digits_X), start.transform(digits_X))
     assert estimator.best_loss_ == pytest.approx(start.best_loss_)
+
+
+@pytest.mark.parametrize("cls", [AutoencoderTransformer, VAETransformer])
+@pytest.mark.parametrize(
+    "learning_rate, early_stopping, separate_passes",
+    [(1e-3, False, 0), (0.2, False, 0), (1e-3, True, 1)],
+    ids=["trained", "start-kept", "validation-judged"],
+)
+def test_summary_describes_the_weights_kept_in_as_few_passes_as_possible(
+    cls, learning_rate, early_stopping, separate_passes, digits_X, monkeypatch
+):
+    # Judging the start and end on the summary's own rows tallies the summary
+    # in those passes; judged on validation rows, it takes a pass of its own.
+    passes = []
+    original = skae._fitting._reconstruction_of
+    monkeypatch.setattr(
+        skae._fitting, "_reconstruction_of", lambda *args: passes.append(args) or original(*args)
+    )
+    estimator = cls(
+        **FAST, learning_rate=learning_rate, early_stopping=early_stopping, max_epochs=3
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        estimator.fit(digits_X)
+
+    kept_start = any("did not improve" in str(warning.message) for warning in caught)
+    assert kept_start == (learning_rate == 0.2)
+    assert len(passes) == separate_passes
+    if early_stopping:  # trained on a random 90% of the rows
+        return
+    state = estimator._state
+    rows = torch.tensor(digits_X)
+    tally = ReconstructionTally(rows.shape[1])
+    with torch.inference_mode():
+        tally.add(rows, state.network.decode(state.network.encode(rows.float())))
+    expected = tally.result(Alone())
+    assert (state.training_error, state.training_variance) == pytest.approx(expected, rel=1e-9)
 
 
 # ------------------------------------------- reproducers of the life-cycle bugs

@@ -32,7 +32,7 @@ LAYERS = [
         },
     ),
     # The engine: epochs, batches, inference, devices and process groups.
-    ("engine", {"_training", "_batches", "_inference", "_distributed", "_device"}),
+    ("engine", {"_training", "_summary", "_batches", "_inference", "_distributed", "_device"}),
     # Models and their settings: no torch training, no data handling.
     ("models", {"_models", "_objectives", "_networks", "_losses", "_plan"}),
     # Utilities every layer may use.
