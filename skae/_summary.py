@@ -35,7 +35,7 @@ class ReconstructionTally:
         self.squares += rows.square().sum(dim=0).cpu()
 
     def result(self, group):
-        """``(mean squared error per value, mean feature variance)`` over every rank of ``group``."""
+        """``(mean squared error per value, mean feature variance)`` over ``group``'s ranks."""
         n_features = self.sums.numel()
         totals = group.sum(
             [self.squared_error, self.n_rows, *self.sums.tolist(), *self.squares.tolist()]
