@@ -11,8 +11,9 @@ data of the same shape, uniform in [0, 1] (``random``):
    start-up plus 10 epochs. For the default configuration the start-up is
    broken down: placing the data (``data``), the PCA start (``pca``), the
    bounded output's decoder start (``bounded``), judging the start and the
-   end (``compare``), the end-of-call summary (``summary``) and the rest
-   (checks, validation split, bookkeeping). The same for the MNIST split
+   end (``compare``), the end-of-call summary (``summary``; a fit without
+   validation data tallies it in the end's judging pass, under ``compare``)
+   and the rest (checks, validation split, bookkeeping). The same for the MNIST split
    streamed from a ``.npy`` memmap (a memory budget below its size).
 2. **Three-epoch fits.** The network of ``bench_speed.py`` (784-512-256-10,
    ReLU, sigmoid output, Adam 1e-3, batch 256) fitted for 3 epochs, all that
@@ -20,7 +21,7 @@ data of the same shape, uniform in [0, 1] (``random``):
    network, loop), skorch's ``NeuralNet.fit(X, X)`` and skae's
    ``fit(X)`` (no early stopping), interleaved over ``--rounds`` rounds, on
    the same number of threads (``torch.get_num_threads()``). Reported: median
-   seconds and median per-round ratios to the hand loop.
+   seconds and median per-round ratios to the hand loop and to skae.
 
 Run ``python benchmarks/bench_startup.py --help`` for the options.
 """
@@ -232,6 +233,9 @@ def short_fit_rows(X, rounds):
             "x_hand": statistics.median(
                 value / hand for value, hand in zip(values, seconds["hand"], strict=True)
             ),
+            "x_skae": statistics.median(
+                value / skae for value, skae in zip(values, seconds["skae"], strict=True)
+            ),
             "raw": values,
         }
         for name, values in seconds.items()
@@ -281,7 +285,7 @@ def report(rows, streamed, default, short, env):
         [name, *(r["pieces"][piece] for piece in (*PIECES, "other")), r["startup"]]
         for name, r in (("MNIST, default", default), ("MNIST, streamed", streamed))
     ]
-    short_table = [[r["fit"], r["seconds"], r["x_hand"]] for r in short]
+    short_table = [[r["fit"], r["seconds"], r["x_hand"], r["x_skae"]] for r in short]
     return "\n\n".join(
         [
             "## Start-up of a fit: everything but its epochs",
@@ -291,7 +295,10 @@ def report(rows, streamed, default, short, env):
             "### Where the start-up goes (seconds)",
             markdown_table(["fit", *PIECES, "other", "start-up"], breakdown),
             f"### {SHORT_EPOCHS}-epoch fits of the bench_speed network, same threads",
-            markdown_table(["fit", "s (median)", "x hand (median ratio)"], short_table),
+            markdown_table(
+                ["fit", "s (median)", "x hand (median ratio)", "x skae (median ratio)"],
+                short_table,
+            ),
         ]
     )
 

@@ -39,7 +39,10 @@ def data_scale(X):
     if sp.issparse(X):
         center, variance = mean_variance_axis(X, axis=0)
     else:
-        center, variance = X.mean(axis=0, dtype=np.float64), X.var(axis=0, dtype=np.float64)
+        # numpy's var, bit for bit, without computing the mean a second time.
+        center = X.mean(axis=0, dtype=np.float64)
+        deviations = X - center
+        variance = np.multiply(deviations, deviations, out=deviations).sum(axis=0) / len(X)
     return scales_from_moments(center, variance)
 
 

@@ -2,9 +2,9 @@
 
 ``noise_variance_`` and ``reconstruction_r2_`` are measured on the rows a
 fit's start and end are compared on (a source's ``comparison_sample()``).
-When that comparison runs on those rows anyway, its passes tally the summary
-too (``Trainer.evaluate(..., tally=...)``), so the summary costs no pass of
-its own.
+When the end is judged on those rows anyway and kept, its pass tallies the
+summary too (``Trainer.evaluate(..., tally=...)``), which then costs no pass
+of its own.
 """
 
 import torch

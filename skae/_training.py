@@ -89,8 +89,8 @@ class History:
         Training never beat the start, which was restored.
     interrupted : KeyboardInterrupt or None
     summary : tuple of float or None
-        With ``summarize``: the kept weights' ``ReconstructionTally.result``
-        on the rows the start and end were compared on.
+        With ``summarize``, when the end is kept: its
+        ``ReconstructionTally.result`` on the rows it was judged on.
     """
 
     loss: list = dataclasses.field(default_factory=list)
@@ -324,8 +324,9 @@ def run_epochs(
     evenly spaced rows in memory, spread-out blocks of streamed data) at
     the end is compared with
     the start's, and the start is kept when training did not improve on it.
-    ``summarize`` (only then): those two passes also tally the end-of-call
-    summary of the weights kept (``history.summary``, see ``skae._summary``).
+    ``summarize`` (only then): the end's pass also tallies the end-of-call
+    summary (``history.summary``, see ``skae._summary``; None when the start
+    is kept).
 
     ``interruptible``: a ``KeyboardInterrupt`` after at least one complete
     epoch (during training or while finishing) puts the network and
@@ -364,7 +365,6 @@ class _EpochLoop:
         self.unmonitored = unmonitored
         self.start = None
         self.summarize = False
-        self.start_summary = None
         self.history = History()
 
     def run(self, n_epochs, *, start_is_candidate, interruptible, callbacks):
@@ -372,7 +372,7 @@ class _EpochLoop:
         self.progress = _Progress()
         if start_is_candidate:
             self.start = Checkpoint(self.trainer)
-            self.history.start_loss, self.start_summary = self._judge()
+            self.history.start_loss = self._evaluate(self._start_judge())
             if validating:
                 self.monitor.update(self.history.start_loss)
                 self.progress = _Progress(best=self.start, best_loss=self.history.start_loss)
@@ -412,9 +412,9 @@ class _EpochLoop:
     def _evaluate(self, source, tally=None):
         return self.trainer.evaluate(source, self.validation_seed, tally)
 
-    def _judge(self):
-        """The loss on :meth:`_start_judge`'s rows, and the summary tallied on them
-        (None unless ``summarize``)."""
+    def _judge_end(self):
+        """The end's loss on :meth:`_start_judge`'s rows, and the summary tallied on
+        them (None unless ``summarize``)."""
         if not self.summarize:
             return self._evaluate(self._start_judge()), None
         tally = ReconstructionTally(self.trainer.network.output_layer.center.numel())
@@ -462,9 +462,11 @@ class _EpochLoop:
         history.best_loss = min(progress.losses[self.unmonitored :] or progress.losses)
         if self.start is None:
             return
-        end_loss, history.summary = self._judge()
+        end_loss, history.summary = self._judge_end()
         history.kept_start = end_loss >= history.start_loss
         if history.kept_start:
+            # Rare: the start's summary is then measured apart (a VAE's
+            # would cost its judging pass a second decoding).
             self.start.restore(self.trainer)
             history.best_loss = history.start_loss
-            history.summary = self.start_summary
+            history.summary = None
