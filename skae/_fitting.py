@@ -405,9 +405,9 @@ def _conclude(call, state, optimizer, history, before, train_source, group):
 
 
 def _summary_in_judging(training, train_source):
-    """Whether judging the start and end can tally the call's summary in the same
-    passes: they run on the summary's rows (not a map's, which are all of its
-    rows with their targets) and in full precision, as the summary does."""
+    """Whether the end's judging pass can tally the call's summary: it runs on
+    the summary's rows (not a map's, which are all of its rows with their
+    targets) and in full precision, as the summary does."""
     return training.precision == "float32" and not isinstance(train_source, MapSource)
 
 
@@ -421,12 +421,12 @@ def _summary_batches(source, batch_size, group):
 def _reconstruction_of(network, source, batch_size, group):
     """Mean squared reconstruction error and mean feature variance of ``source``'s rows.
 
-    One forward pass in evaluation mode over the rows the start and end of
-    a fit are compared on (``comparison_sample``: at most
-    ``COMPARISON_ROWS`` evenly spaced rows held in memory, or spread-out
-    blocks of streamed data), summed in float64 over every rank (see
-    ``skae._summary``). A fit that judged its start and end there has
-    tallied it already (``History.summary``).
+    One forward pass in evaluation mode over a sample of the training rows
+    (``comparison_sample``: at most ``COMPARISON_ROWS`` evenly spaced rows
+    held in memory, or spread-out blocks of streamed data), summed in
+    float64 over every rank (see ``skae._summary``). A fit that judged its
+    end on those rows and kept it has tallied it already
+    (``History.summary``).
     """
     network.eval()
     tally = ReconstructionTally(network.output_layer.center.numel())

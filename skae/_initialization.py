@@ -82,7 +82,7 @@ def pca_sample_rows(n_features, n_components):
 
     About 2**17 values per component, from 4M to 16M values: the sampled
     subspace's excess error grows with the components per row. On the
-    MNIST split (8,000 x 784) a 4M-value sample (5,350 rows) leaves the
+    MNIST split (8,000 x 784) a 4M-value sample (5,349 rows) leaves the
     start's error 0.02%, 0.1% and 0.5% above the full data's at 2, 10 and
     32 components; 2M values, 1.9% at 32. The covariance matrix, the start's
     largest cost, takes a third less time.

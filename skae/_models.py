@@ -12,14 +12,16 @@ Each model is an ``nn.Module`` with
   training objective,
 - ``evaluation(x, generator)``: in evaluation mode, ``sample_losses`` and
   the reconstruction of the rows, from as few passes as the model allows
-  (a start and end judged on the rows the fit is summarised on need no
-  pass of their own for the summary),
+  (so that a fit's end, judged on the rows its summary is measured on,
+  needs no pass of its own for the summary),
 - ``score_samples(x)``: the per-sample score the estimator reports,
 - ``loss_unit`` and ``loss_offset``: reported loss = objective * unit + offset
   (the objective itself is free of the data's units, so that a relative
   ``tol`` means the same for data in any units).
 
-The training engine only calls ``sample_losses``.
+The training engine calls ``sample_losses`` to train, and ``evaluation``,
+``split_targets`` and ``output_layer`` where a judging pass tallies a fit's
+summary.
 """
 
 import math

@@ -1,10 +1,11 @@
 """The end-of-call summary of a fit: its reconstruction error and the data's variance.
 
-``noise_variance_`` and ``reconstruction_r2_`` are measured on the rows a
-fit's start and end are compared on (a source's ``comparison_sample()``).
-When the end is judged on those rows anyway and kept, its pass tallies the
-summary too (``Trainer.evaluate(..., tally=...)``), which then costs no pass
-of its own.
+``noise_variance_`` and ``reconstruction_r2_`` are measured on a sample of
+the training rows (a source's ``comparison_sample()``: at most 2,048 evenly
+spaced rows in memory, spread-out blocks of streamed data). Without
+validation data a fit judges its start and end on those same rows; when the
+end is kept, its judging pass tallies the summary too
+(``Trainer.evaluate(..., tally=...)``), which then costs no pass of its own.
 """
 
 import torch
@@ -25,10 +26,9 @@ class ReconstructionTally:
         self.squares = torch.zeros(n_features, dtype=torch.float64)
 
     def add(self, rows, reconstruction):
-        """Count a batch: ``rows`` (on any device; extra columns beyond the
-        reconstruction's, such as a map's target codes, are ignored) and their
-        ``reconstruction`` in the data's units."""
-        rows = rows[:, : reconstruction.shape[1]].double()
+        """Count a batch: ``rows`` (on any device) and their ``reconstruction``
+        in the data's units."""
+        rows = rows.double()
         self.squared_error += float((reconstruction.double() - rows).square().sum())
         self.n_rows += rows.shape[0]
         self.sums += rows.sum(dim=0).cpu()

@@ -170,7 +170,8 @@ class Trainer:
     Parameters
     ----------
     network : torch.nn.Module
-        Has ``sample_losses(x, generator)``, the per-sample objective.
+        Has ``sample_losses(x, generator)``, the per-sample objective (and
+        the models' ``evaluation`` for :meth:`evaluate` with a ``tally``).
     optimizer : torch.optim.Optimizer
     device : torch.device
     batch_size : int
@@ -253,7 +254,7 @@ class Trainer:
                     losses = self.network.sample_losses(batch, generator)
                 else:
                     losses, reconstruction = self.network.evaluation(batch, generator)
-                    tally.add(batch, reconstruction)
+                    tally.add(self.network.split_targets(batch)[0], reconstruction)
                 total += losses.float().sum()
                 n += batch.shape[0]
         total, n = self.group.sum([total.item(), n])

@@ -19,7 +19,7 @@ import torch
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
 import skae._fitting
-from skae import AutoencoderTransformer, DivergenceError, VAETransformer
+from skae import AutoencoderTransformer, DivergenceError, VAETransformer, config_context
 from skae._batches import batch_bounds
 from skae._distributed import Alone
 from skae._summary import ReconstructionTally
@@ -358,6 +358,35 @@ def test_summary_describes_the_weights_kept_in_as_few_passes_as_possible(
         tally.add(rows, state.network.decode(state.network.encode(rows.float())))
     expected = tally.result(Alone())
     assert (state.training_error, state.training_variance) == pytest.approx(expected, rel=1e-9)
+
+
+@pytest.mark.parametrize("cls", [AutoencoderTransformer, VAETransformer])
+@pytest.mark.parametrize("streamed", [False, True], ids=["in-memory", "streamed"])
+def test_summary_tallied_while_judging_the_end_is_the_separate_pass_bit_for_bit(
+    cls, streamed, digits_X, monkeypatch
+):
+    # More rows than the 2,048 compared on; checked inside the call, on its threads.
+    X = np.vstack([digits_X, digits_X[:1300] + 0.5])
+    compared = []
+    conclude = skae._fitting._conclude
+
+    def checked_conclude(call, state, optimizer, history, before, train_source, group):
+        separate = skae._fitting._reconstruction_of(
+            state.network, train_source, call.plan.training.batch_size, group
+        )
+        compared.append((history.summary, separate))
+        return conclude(call, state, optimizer, history, before, train_source, group)
+
+    monkeypatch.setattr(skae._fitting, "_conclude", checked_conclude)
+    estimator = cls(**FAST, dropout=0.1, early_stopping=False, max_epochs=2)
+    budget = X.nbytes // 4 if streamed else None
+    with config_context(memory_budget=budget), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        estimator.fit(X)
+
+    assert estimator.streamed_ == streamed
+    [(tallied, separate)] = compared
+    assert tallied == separate
 
 
 # ------------------------------------------- reproducers of the life-cycle bugs

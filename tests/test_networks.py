@@ -9,7 +9,13 @@ from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.decomposition import PCA
 from torch import nn
 
-from skae._initialization import data_scale, whitened_pca
+from skae._initialization import (
+    data_scale,
+    pca_rows,
+    pca_sample_rows,
+    scales_from_moments,
+    whitened_pca,
+)
 from skae._networks import (
     LinearShortcut,
     SeededDropout,
@@ -239,6 +245,28 @@ def correlated_X():
     rng = np.random.RandomState(0)
     X = rng.normal(size=(150, 3)) @ rng.normal(size=(3, 6)) + 0.1 * rng.normal(size=(150, 6))
     return X * np.array([1, 2, 5, 0.5, 10, 1]) + 3
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_data_scale_takes_numpys_moments_bit_for_bit(correlated_X, dtype):
+    X = np.asfortranarray((correlated_X * 1e3 + 1e6).astype(dtype))
+    moments = X.mean(axis=0, dtype=np.float64), X.var(axis=0, dtype=np.float64)
+
+    for got, expected in zip(data_scale(X), scales_from_moments(*moments), strict=True):
+        assert_array_equal(got, expected)
+
+
+def test_pca_start_sample_grows_with_the_components_between_4m_and_16m_values():
+    assert pca_sample_rows(784, 2) == (1 << 22) // 784  # 5,349 rows: the 4M floor
+    assert pca_sample_rows(784, 64) == (1 << 23) // 784  # 2**17 values a component
+    assert pca_sample_rows(784, 500) == (1 << 24) // 784  # the 16M ceiling
+    assert pca_sample_rows(10**6, 2) == 100  # at least 100 rows
+    X = np.arange(6000 * 784, dtype=np.float32).reshape(6000, 784)
+    sample = pca_rows(X, 2, seed=0)
+    assert sample.shape == (5349, 784)
+    assert np.all(np.diff(sample[:, 0]) > 0)  # rows kept in their order
+    assert_array_equal(sample, pca_rows(X, 2, seed=0))
+    assert pca_rows(X, 64, seed=0) is X  # 64 components: 10,699 rows, more than X has
 
 
 def test_whitened_pca_gives_unit_variance_codes_that_reconstruct_like_pca(correlated_X):
