@@ -185,14 +185,16 @@ def fits_in_memory(n_samples, n_features, itemsize=0):
     return n_samples * n_features * (_IN_MEMORY_BYTES + itemsize) <= memory_budget()
 
 
-def summarize(reader, blocks, n_sample, seed):
-    """Feature means and variances, and ``n_sample`` random rows of ``blocks``.
+def summarize(reader, blocks, n_sample, seed, sample_blocks=None):
+    """Feature means and variances of ``blocks``, and ``n_sample`` random rows
+    of ``sample_blocks`` (a subset of ``blocks``; by default all of them).
 
     One pass over the blocks (every value checked as it is read); means and
     variances are merged block by block in float64 (Chan et al.), so no
     block needs more than its own memory.
     """
-    n_total = sum(stop - start for start, stop in blocks)
+    sampled = set(blocks if sample_blocks is None else sample_blocks)
+    n_total = sum(stop - start for start, stop in blocks if (start, stop) in sampled)
     n_sample = min(n_sample, n_total)
     picked = np.sort(np.random.default_rng(seed).choice(n_total, n_sample, replace=False))
     count, mean, m2 = 0, 0.0, 0.0
@@ -210,9 +212,10 @@ def summarize(reader, blocks, n_sample, seed):
         mean = mean + delta * n / (count + n)
         m2 = m2 + block_m2 + delta**2 * count * n / (count + n)
         count += n
-        inside = picked[(picked >= offset) & (picked < offset + n)] - offset
-        samples.append(block[inside])
-        offset += n
+        if (start, stop) in sampled:
+            inside = picked[(picked >= offset) & (picked < offset + n)] - offset
+            samples.append(block[inside])
+            offset += n
     return Summary(
         np.asarray(mean, dtype=np.float64),
         np.asarray(m2 / count, dtype=np.float64),

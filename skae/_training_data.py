@@ -122,14 +122,16 @@ def in_memory(plan, X, device, split_seed, early_stopping):
     train = RowSource(train_X, device)
     if plan.objective.neighbors:
         train = MapSource(train, fuzzy_graph(train_X, plan.objective.n_neighbors, split_seed))
-    return train, validation, lambda seed: (data_scale(X), X)
+    # The PCA start never sees the validation rows that judge it against the epochs.
+    return train, validation, lambda seed: (data_scale(X), train_X)
 
 
 def streamed(plan, reader, device, split_seed, early_stopping):
     """Streamed training and validation sources (whole blocks held out), and the start's data.
 
-    The start's data (moments and a random sample of rows for the PCA start)
-    takes one pass over all the data, which also checks every value.
+    The start's data (the moments of all the rows and a random sample of
+    the training rows for the PCA start) takes one pass over all the data,
+    which also checks every value.
     """
     if plan.objective.neighbors:
         raise ValueError(
@@ -143,7 +145,7 @@ def streamed(plan, reader, device, split_seed, early_stopping):
 
     def start_data(seed):
         n_rows = pca_sample_rows(reader.shape[1], plan.network.n_components)
-        summary = summarize(reader, reader.blocks(), n_rows, seed)
+        summary = summarize(reader, reader.blocks(), n_rows, seed, sample_blocks=blocks)
         return scales_from_moments(summary.center, summary.variance), summary.sample
 
     return StreamSource(reader, device, blocks), validation, start_data

@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 import torch
 from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.exceptions import ConvergenceWarning
 
 import skae
+import skae._fitting
 from skae import AutoencoderTransformer, VAETransformer
 from skae._batches import StreamSource
 from skae._distributed import Alone
@@ -121,6 +123,46 @@ def test_summarize_matches_numpy(data):
     assert_allclose(summary.variance, data.var(axis=0), rtol=1e-10)
     assert summary.sample.shape == (200, 12)
     assert all(any(np.array_equal(row, x) for x in data) for row in summary.sample[:5])
+
+
+def test_summarize_samples_only_the_blocks_asked_for_but_measures_all():
+    ids = np.repeat(np.arange(1000.0)[:, None], 3, axis=1)
+    reader = ArrayReader(ids)
+    reader.block_rows = 100
+    blocks = reader.blocks()
+    summary = summarize(reader, blocks, 10_000, seed=0, sample_blocks=blocks[2:5])
+
+    assert_allclose(summary.center, ids.mean(axis=0), rtol=1e-12)
+    assert_array_equal(summary.sample[:, 0], np.arange(200.0, 500.0))
+    fewer = summarize(reader, blocks, 50, seed=0, sample_blocks=blocks[2:5])
+    assert len(fewer.sample) == 50
+    assert np.all((fewer.sample[:, 0] >= 200) & (fewer.sample[:, 0] < 500))
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_the_pca_start_never_sees_the_validation_rows(streamed, monkeypatch):
+    # Rows numbered in their first column; the start is fitted on the training rows only.
+    rng = np.random.default_rng(0)
+    X = np.column_stack([np.arange(600.0), rng.normal(size=(600, 7))])
+    started_on = []
+    start = skae._fitting.start_from_pca
+    monkeypatch.setattr(
+        skae._fitting,
+        "start_from_pca",
+        lambda model, rows, *args: started_on.append(np.array(rows)) or start(model, rows, *args),
+    )
+    budget = X.nbytes // 4 if streamed else None
+    with skae.config_context(memory_budget=budget, stream_block_rows=20):
+        estimator = AutoencoderTransformer(**{**FAST, "max_epochs": 1}, early_stopping=True)
+        with pytest.warns(ConvergenceWarning):
+            estimator.fit(X)
+
+    assert estimator.streamed_ == streamed
+    [rows] = started_on
+    assert len(rows) == 540  # 600 less the 10% held out (3 of 30 blocks when streamed)
+    assert len(np.unique(rows[:, 0])) == 540
+    assert estimator.n_samples_seen_ == 600
+    assert_allclose(estimator.mean_, X.mean(axis=0))
 
 
 @pytest.mark.parametrize("streamed", [False, True])
