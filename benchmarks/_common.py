@@ -16,6 +16,8 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from threadpoolctl import threadpool_info, threadpool_limits
 
+import skae
+from skae._threads import call_threads
 from skae.datasets import load_mnist
 
 SEED = 0
@@ -148,6 +150,8 @@ def environment(device=None):
         "torch": torch.__version__,
         "sklearn": sklearn.__version__,
         "torch_threads": torch.get_num_threads(),
+        # What skae's calls run on: its own setting, not torch's (skae._threads).
+        "skae_threads": f"{skae.get_config()['n_threads']} ({call_threads()} per call)",
         "threadpools": sorted(
             {f"{pool['internal_api']}={pool['num_threads']}" for pool in threadpool_info()}
         ),
@@ -164,10 +168,13 @@ def environment_line(env):
     """One sentence describing ``env`` (see :func:`environment`) for a report."""
     where = f", device {env['device']}" if "device" in env else ""
     hardware = env.get("gpu", env["cpu"])
+    # Reports written before skae limited its calls' threads lack the entry.
+    skae_threads = f", skae's n_threads = {env['skae_threads']}" if "skae_threads" in env else ""
     return (
         f"torch {env['torch']}, scikit-learn {env['sklearn']}{where} ({hardware}), "
         f"torch.get_num_threads() = {env['torch_threads']}, thread pools: "
-        f"{', '.join(env['threadpools'])}."
+        f"{', '.join(env['threadpools'])}"
+        f"{skae_threads}."
     )
 
 
