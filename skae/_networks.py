@@ -121,9 +121,47 @@ class LinearShortcut(nn.Module):
         super().__init__()
         self.layers = layers
         self.linear = nn.Linear(n_in, n_out, bias=False)
+        # What the layers output whatever their input, while
+        # constant_paths_skipped holds it; None: run them.
+        self.constant_output = None
 
     def forward(self, x):
+        if self.constant_output is not None:
+            return self.constant_output + self.linear(x)
         return self.layers(x) + self.linear(x)
+
+    def layers_constant(self):
+        """The layers' output when it cannot depend on the input, else None.
+
+        That is the bias of a last linear layer whose weights are all zero,
+        as :func:`start_linear_paths` leaves them: how every fit starts.
+        """
+        last = self.layers[-1] if isinstance(self.layers, nn.Sequential) else None
+        if not isinstance(last, nn.Linear) or last.bias is None or last.weight.any():
+            return None
+        return last.bias.detach()
+
+
+@contextlib.contextmanager
+def constant_paths_skipped(network):
+    """Within the block, skip the nonlinear paths that only add a constant.
+
+    A network as it starts is its linear paths (see
+    :func:`start_linear_paths`), so its first evaluation needs only those:
+    for the default network on MNIST, under 2% of the products. The result
+    is the same bit for bit, as the skipped last product is all zeros and
+    the bias is added as it would be, unless a hidden value overflows to
+    infinity (zero weights would make it NaN). Not for use under autocast,
+    which rounds the bias to its lower precision.
+    """
+    shortcuts = [m for m in network.modules() if isinstance(m, LinearShortcut)]
+    for shortcut in shortcuts:
+        shortcut.constant_output = shortcut.layers_constant()
+    try:
+        yield
+    finally:
+        for shortcut in shortcuts:
+            shortcut.constant_output = None
 
 
 def nonlinear_path(body):

@@ -19,6 +19,7 @@ from typing import NamedTuple
 import torch
 
 from ._distributed import Alone
+from ._networks import constant_paths_skipped
 from ._summary import ReconstructionTally
 
 
@@ -248,7 +249,12 @@ class Trainer:
         generator = torch.Generator(device=self.device).manual_seed(seed)
         total = torch.zeros((), device=self.device)
         n = 0
-        with torch.inference_mode(), precision_context(self.precision, self.device):
+        with contextlib.ExitStack() as context:
+            context.enter_context(torch.inference_mode())
+            context.enter_context(precision_context(self.precision, self.device))
+            if self.precision != "bf16":
+                # A starting network is judged by its linear paths alone.
+                context.enter_context(constant_paths_skipped(self.network))
             for batch in source.sequential_batches(self.batch_size, self.group):
                 if tally is None:
                     losses = self.network.sample_losses(batch, generator)

@@ -4,6 +4,7 @@ Failures are injected through ``Trainer.step`` (one optimiser step per
 batch), never by timing; the one real signal is sent to a subprocess.
 """
 
+import contextlib
 import copy
 import math
 import os
@@ -19,9 +20,11 @@ import torch
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
 import skae._fitting
+import skae._training
 from skae import AutoencoderTransformer, DivergenceError, VAETransformer, config_context
 from skae._batches import batch_bounds
 from skae._distributed import Alone
+from skae._networks import LinearShortcut
 from skae._summary import ReconstructionTally
 from skae._training import Trainer
 
@@ -387,6 +390,50 @@ def test_summary_tallied_while_judging_the_end_is_the_separate_pass_bit_for_bit(
     assert estimator.streamed_ == streamed
     [(tallied, separate)] = compared
     assert tallied == separate
+
+
+def fit_recording_evaluations(estimator, X, monkeypatch, *, skip):
+    """Fit; return each evaluation's loss and whether it skipped a constant path."""
+    losses, skipped = [], []
+    evaluate, skipping = Trainer.evaluate, skae._training.constant_paths_skipped
+
+    def recorded(trainer, *args, **kwargs):
+        losses.append(evaluate(trainer, *args, **kwargs))
+        return losses[-1]
+
+    @contextlib.contextmanager
+    def watched(network):
+        with skipping(network) if skip else contextlib.nullcontext():
+            shortcuts = [m for m in network.modules() if isinstance(m, LinearShortcut)]
+            skipped.append(any(m.constant_output is not None for m in shortcuts))
+            yield
+
+    monkeypatch.setattr(Trainer, "evaluate", recorded)
+    monkeypatch.setattr(skae._training, "constant_paths_skipped", watched)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        estimator.fit(X)
+    monkeypatch.undo()
+    return losses, skipped
+
+
+@pytest.mark.parametrize("cls", [AutoencoderTransformer, VAETransformer])
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_the_start_is_judged_by_its_linear_paths_alone_bit_for_bit(
+    cls, early_stopping, digits_X, monkeypatch
+):
+    params = dict(FAST, early_stopping=early_stopping, max_epochs=3, output_activation="sigmoid")
+    skipping, reference = cls(**params), cls(**params)
+
+    losses, skipped = fit_recording_evaluations(skipping, digits_X, monkeypatch, skip=True)
+    expected, _ = fit_recording_evaluations(reference, digits_X, monkeypatch, skip=False)
+
+    assert losses == expected
+    # Only the start's evaluation: training makes the paths depend on the input.
+    assert skipped[0] and not any(skipped[1:])
+    assert len(skipped) == (4 if early_stopping else 2)
+    assert skipping.noise_variance_ == reference.noise_variance_
+    np.testing.assert_array_equal(skipping.transform(digits_X), reference.transform(digits_X))
 
 
 # ------------------------------------------- reproducers of the life-cycle bugs

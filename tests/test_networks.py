@@ -19,6 +19,7 @@ from skae._initialization import (
 from skae._networks import (
     LinearShortcut,
     SeededDropout,
+    constant_paths_skipped,
     dense_encoder_decoder,
     dense_stack,
     drawing_from,
@@ -210,6 +211,64 @@ def test_start_linear_paths_keeps_a_decoder_weight_of_none():
 
     assert torch.equal(decoder.linear.weight, decoder_linear)
     assert torch.count_nonzero(decoder.layers[-1].weight) == 0
+
+
+def started_shortcuts(hidden=(8,), activation="relu"):
+    encoder = LinearShortcut(dense_stack((5, *hidden, 2), activation), 5, 2)
+    decoder = LinearShortcut(dense_stack((2, *hidden[::-1], 5), activation), 2, 5)
+    rng = np.random.RandomState(0)
+    start_linear_paths(
+        encoder, decoder, rng.normal(size=(2, 5)), rng.normal(size=(5, 2)), rng.normal(size=5)
+    )
+    return encoder, decoder
+
+
+def calls_of_first_layers(*bodies):
+    calls = []
+    for body in bodies:
+        body.layers[0].register_forward_hook(lambda *args: calls.append(1))
+    return calls
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_a_starting_network_is_evaluated_by_its_linear_paths_alone_bit_for_bit(activation):
+    encoder, decoder = started_shortcuts((8, 6), activation)
+    calls = calls_of_first_layers(encoder, decoder)
+    x = torch.randn(50, 5, generator=torch.Generator().manual_seed(0)) * 1e3
+
+    with torch.no_grad():
+        expected = decoder(encoder(x))
+        assert len(calls) == 2
+        with constant_paths_skipped(nn.Sequential(encoder, decoder)):
+            skipped = decoder(encoder(x))
+        assert len(calls) == 2
+        assert torch.equal(skipped, expected)
+        # The decoder's bounded-output bias is the constant it adds.
+        assert torch.count_nonzero(decoder.layers[-1].bias) == 5
+    assert encoder.constant_output is None and decoder.constant_output is None
+
+
+def test_paths_that_depend_on_the_input_are_not_skipped():
+    encoder, decoder = started_shortcuts()
+    with torch.no_grad():
+        decoder.layers[-1].weight[0, 0] = 1e-30
+    calls = calls_of_first_layers(encoder, decoder)
+    x = torch.randn(4, 5, generator=torch.Generator().manual_seed(0))
+
+    with torch.no_grad(), constant_paths_skipped(nn.Sequential(encoder, decoder)):
+        decoder(encoder(x))
+        assert encoder.constant_output is not None
+        assert decoder.constant_output is None
+
+    assert len(calls) == 1  # the decoder's layers ran, the encoder's did not
+
+
+def test_skipping_ends_with_the_block_even_on_an_error():
+    encoder, decoder = started_shortcuts()
+    with pytest.raises(RuntimeError, match="inside"), constant_paths_skipped(encoder):
+        assert encoder.constant_output is not None
+        raise RuntimeError("inside")
+    assert encoder.constant_output is None
 
 
 @pytest.mark.parametrize(
