@@ -3,18 +3,21 @@
 Two measurements, on the 8,000-image MNIST split (``mnist``) and on random
 data of the same shape, uniform in [0, 1] (``random``):
 
-1. **Start-up share.** One 10-epoch fit per configuration (AE and VAE;
+1. **Start-up share.** 10-epoch fits of each configuration (AE and VAE;
    ``output_activation`` linear, sigmoid, tanh and auto; ``early_stopping``
    on and off), ``n_components=10``, everything else default. The epochs
    (training and, with early stopping, the validation pass) are timed inside
    the fit; start-up is the rest of the fit, and its share is start-up over
-   start-up plus 10 epochs. For the default configuration the start-up is
-   broken down: placing the data (``data``), the PCA start (``pca``), the
-   bounded output's decoder start (``bounded``), judging the start and the
-   end (``compare``), the end-of-call summary (``summary``; a fit without
-   validation data tallies it in the end's judging pass, under ``compare``)
-   and the rest (checks, validation split, bookkeeping). The same for the MNIST split
-   streamed from a ``.npy`` memmap (a memory budget below its size).
+   start-up plus 10 epochs. Each configuration is fitted ``--repeats`` times,
+   the configurations interleaved, and medians are reported: the same fit's
+   start-up swings by about 20% between runs of a small machine. For the
+   default configuration the start-up is broken down: placing the data
+   (``data``), the PCA start (``pca``), the bounded output's decoder start
+   (``bounded``), judging the start and the end (``compare``), the
+   end-of-call summary (``summary``; a fit without validation data tallies
+   it in the end's judging pass, under ``compare``) and the rest (checks,
+   validation split, bookkeeping). The same for the MNIST split streamed
+   from a ``.npy`` memmap (a memory budget below its size).
 2. **Three-epoch fits.** The network of ``bench_speed.py`` (784-512-256-10,
    ReLU, sigmoid output, Adam 1e-3, batch 256) fitted for 3 epochs, all that
    the user waits for included: the hand-written loop (tensor conversion,
@@ -129,54 +132,88 @@ def timed_fit(estimator, X):
     }
 
 
-def startup_rows(datasets):
-    # A first fit pays one-time costs (torch's first kernels, lazy imports).
-    timed_fit(
-        skae.AutoencoderTransformer(n_components=10, max_epochs=1), next(iter(datasets.values()))
-    )
-    rows = []
+def median_fit(results):
+    """The medians of several :func:`timed_fit` results, field by field (each
+    piece on its own); the share is computed from the median start-up and epoch."""
+    startup = statistics.median(r["startup"] for r in results)
+    epoch = statistics.median(r["epoch"] for r in results)
+    return {
+        "total": statistics.median(r["total"] for r in results),
+        "startup": startup,
+        "epoch": epoch,
+        "epochs_run": statistics.median(r["epochs_run"] for r in results),
+        "share": startup / (startup + EPOCHS * epoch),
+        "pieces": {
+            piece: statistics.median(r["pieces"][piece] for r in results)
+            for piece in results[0]["pieces"]
+        },
+        "startups": [r["startup"] for r in results],
+    }
+
+
+def startup_configurations(datasets):
+    """``(description, X, make_estimator)`` for every measured configuration."""
+    configurations = []
     for data_name, X in datasets.items():
         for cls in (skae.AutoencoderTransformer, skae.VAETransformer):
             for output in OUTPUTS:
                 for early_stopping in (True, False):
-                    estimator = cls(
+                    description = {
+                        "data": data_name,
+                        "model": "AE" if cls is skae.AutoencoderTransformer else "VAE",
+                        "output": output,
+                        "early_stopping": early_stopping,
+                    }
+                    make = functools.partial(
+                        cls,
                         n_components=10,
                         output_activation=output,
                         early_stopping=early_stopping,
                         max_epochs=EPOCHS,
                         random_state=0,
                     )
-                    result = timed_fit(estimator, X)
-                    rows.append(
-                        {
-                            "data": data_name,
-                            "model": "AE" if cls is skae.AutoencoderTransformer else "VAE",
-                            "output": output,
-                            "early_stopping": early_stopping,
-                            **result,
-                        }
-                    )
-                    progress(
-                        f"{data_name} {rows[-1]['model']} {output} es={early_stopping}: "
-                        f"start-up {result['startup']:.3f} s, share {result['share']:.1%}"
-                    )
-    return rows
+                    configurations.append((description, X, make))
+    return configurations
 
 
-def streamed_row(X):
+def startup_rows(datasets, repeats):
+    """One row per configuration: the medians of ``repeats`` fits, the
+    configurations interleaved so that the machine's drifts spread over all."""
+    # A first fit pays one-time costs (torch's first kernels, lazy imports).
+    timed_fit(
+        skae.AutoencoderTransformer(n_components=10, max_epochs=1), next(iter(datasets.values()))
+    )
+    configurations = startup_configurations(datasets)
+    results = [[] for _ in configurations]
+    for repeat in range(repeats):
+        for (description, X, make), runs in zip(configurations, results, strict=True):
+            runs.append(timed_fit(make(), X))
+            progress(
+                f"{repeat + 1}/{repeats} {' '.join(map(str, description.values()))}: "
+                f"start-up {runs[-1]['startup']:.3f} s, share {runs[-1]['share']:.1%}"
+            )
+    return [
+        {**description, **median_fit(runs)}
+        for (description, _, _), runs in zip(configurations, results, strict=True)
+    ]
+
+
+def streamed_row(X, repeats):
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "mnist.npy"
         np.save(path, X)
         stored = np.load(path, mmap_mode="r")
+        runs = []
         with skae.config_context(memory_budget=X.nbytes // 4, stream_block_rows=400):
-            estimator = skae.AutoencoderTransformer(
-                n_components=10, max_epochs=EPOCHS, random_state=0
-            )
-            result = timed_fit(estimator, stored)
-        if not estimator.streamed_:
-            fail("the streamed fit did not stream: lower its memory budget")
+            for _ in range(repeats):
+                estimator = skae.AutoencoderTransformer(
+                    n_components=10, max_epochs=EPOCHS, random_state=0
+                )
+                runs.append(timed_fit(estimator, stored))
+                if not estimator.streamed_:
+                    fail("the streamed fit did not stream: lower its memory budget")
         del stored
-    return {"data": "mnist, streamed", "model": "AE", "output": "auto", **result}
+    return {"data": "mnist, streamed", "model": "AE", "output": "auto", **median_fit(runs)}
 
 
 def skae_short_fit(X, device):
@@ -247,12 +284,20 @@ def parse_args(argv=None):
     add_common_arguments(parser)
     parser.add_argument("--rounds", type=int, default=5, help="rounds of 3-epoch fits (default 5)")
     parser.add_argument(
-        "--quick", action="store_true", help="MNIST only, one round: a smoke run of a minute"
+        "--repeats",
+        type=int,
+        default=3,
+        help="fits per start-up configuration, interleaved; medians reported (default 3)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="MNIST only, one fit each, one round: a smoke run of a minute",
     )
     args = parser.parse_args(argv)
     check_common_arguments(parser, args)
-    if args.rounds < 1:
-        parser.error("--rounds must be at least 1")
+    if args.rounds < 1 or args.repeats < 1:
+        parser.error("--rounds and --repeats must be at least 1")
     return args
 
 
@@ -290,7 +335,9 @@ def report(rows, streamed, default, short, env):
         [
             "## Start-up of a fit: everything but its epochs",
             environment_line(env),
-            f"Share: start-up / (start-up + {EPOCHS} epochs); n_components=10, 10-epoch fits.",
+            f"Share: start-up / (start-up + {EPOCHS} epochs); n_components=10, 10-epoch fits; "
+            f"medians of {len(rows[0]['startups'])} fits per configuration, interleaved "
+            "(each piece of the breakdown its own median).",
             markdown_table(headers, table),
             "### Where the start-up goes (seconds)",
             markdown_table(["fit", *PIECES, "other", "start-up"], breakdown),
@@ -312,7 +359,8 @@ def main(argv=None):
     datasets = {"mnist": X}
     if not args.quick:
         datasets["random"] = np.random.default_rng(0).random(X.shape, dtype=np.float32)
-    rows = startup_rows(datasets)
+    repeats = 1 if args.quick else args.repeats
+    rows = startup_rows(datasets, repeats)
     default = next(
         r
         for r in rows
@@ -321,7 +369,7 @@ def main(argv=None):
         and r["output"] == "auto"
         and r["early_stopping"]
     )
-    streamed = streamed_row(X)
+    streamed = streamed_row(X, repeats)
     short = short_fit_rows(X, 1 if args.quick else args.rounds)
     env = environment()
     markdown = report(rows, streamed, default, short, env)

@@ -32,6 +32,8 @@ _PCA_VALUES = (1 << 22, 1 << 24)
 _BOUNDED_MARGIN = 0.01
 # Up to this many features the PCA start diagonalises the covariance matrix.
 _COVARIANCE_FEATURES = 2048
+# Values per block of rows when the data's moments are summed (4 MB of float64).
+_SUM_BLOCK_VALUES = 1 << 19
 
 
 def data_scale(X):
@@ -39,11 +41,36 @@ def data_scale(X):
     if sp.issparse(X):
         center, variance = mean_variance_axis(X, axis=0)
     else:
-        # numpy's var, bit for bit, without computing the mean a second time.
-        center = X.mean(axis=0, dtype=np.float64)
-        deviations = X - center
-        variance = np.multiply(deviations, deviations, out=deviations).sum(axis=0) / len(X)
+        center = column_sums(X) / len(X)
+        variance = column_sums(X, center) / len(X)
     return scales_from_moments(center, variance)
+
+
+def column_sums(X, center=None):
+    """The float64 column sums of ``X``, or of its squared deviations from ``center``.
+
+    The rows are added in their order, one block of rows at a time in a
+    buffer of at most 4 MB: the same sums, bit for bit, as numpy's of a
+    C-ordered array over its rows (``X.mean(axis=0, dtype=np.float64)``,
+    ``X.var(axis=0, dtype=np.float64)``) whatever ``X``'s layout, without
+    the float64 copy of all of ``X`` those would make (on the MNIST split,
+    50 MB whose fresh pages could cost more than the sums).
+    """
+    n_samples, n_features = X.shape
+    block = max(1, _SUM_BLOCK_VALUES // max(n_features, 1))
+    # Row 0 carries the sum so far: numpy's sum over the buffer's rows then
+    # continues it row by row.
+    buffer = np.zeros((min(block, n_samples) + 1, n_features))
+    for start in range(0, n_samples, block):
+        rows = X[start : start + block]
+        terms = buffer[1 : len(rows) + 1]
+        if center is None:
+            terms[...] = rows
+        else:
+            np.subtract(rows, center, out=terms)
+            np.multiply(terms, terms, out=terms)
+        buffer[0] = buffer[: len(rows) + 1].sum(axis=0)
+    return buffer[0].copy()
 
 
 # Below this spread the loss, measured in units of the spread, overflows
@@ -123,7 +150,9 @@ def whitened_pca(X, center, scale, input_scales, n_components, seed, device=None
     """
     n_features = X.shape[1]
     X = pca_rows(X, n_components, seed)
-    T = ((X.toarray() if sp.issparse(X) else X) - center) / scale
+    # In place, as below: each new array of the sample's size costs fresh pages.
+    T = np.subtract(X.toarray() if sp.issparse(X) else X, center)
+    T /= scale
     n = min(n_components, *T.shape)
     encoder_weight = np.zeros((n_components, n_features))
     decoder_weight = np.zeros((n_features, n_components))
@@ -159,15 +188,16 @@ def _top_components(T, n, device=None):
     the top ``n`` eigenpairs are then found (ARPACK's Lanczos for a few of
     many, else LAPACK's ``subset_by_index``).
     """
-    # A copy in C order: the sums then run in the same order whatever the
-    # layout of the user's array (a DataFrame's values are often in F order).
+    # C order: the sums then run in the same order whatever the layout of
+    # the user's array (a DataFrame's values are often in F order). T is
+    # the caller's to give up: it is centred in place.
     rows = np.ascontiguousarray(T, dtype=np.float64)
     if device is not None and torch.device(device).type == "cuda":
         rows = torch.from_numpy(rows).to(device)
-        rows = rows - rows.mean(dim=0)
+        rows -= rows.mean(dim=0)
         covariance = (rows.T @ rows).cpu().numpy() / (len(rows) - 1)
     else:
-        rows = rows - rows.mean(axis=0)
+        rows -= rows.mean(axis=0)
         covariance = rows.T @ rows / (len(rows) - 1)
     n_features = covariance.shape[0]
     values = None
@@ -228,11 +258,14 @@ def bounded_decoder_start(X, center, input_scales, encoder_weight, activation, s
     def on_device(values):
         return torch.as_tensor(values, dtype=torch.float32, device=device)
 
-    codes = ((X - on_device(center)) / on_device(input_scales)) @ on_device(encoder_weight).T
+    # In place where it can be: each new array of the sample's size costs fresh pages.
+    inputs = X - on_device(center)
+    inputs /= on_device(input_scales)
+    codes = inputs @ on_device(encoder_weight).T
     if activation == "sigmoid":
-        target = torch.logit(X.clamp(_BOUNDED_MARGIN, 1 - _BOUNDED_MARGIN))
+        target = X.clamp_(_BOUNDED_MARGIN, 1 - _BOUNDED_MARGIN).logit_()
     else:
-        target = torch.atanh(X.clamp(-1 + 2 * _BOUNDED_MARGIN, 1 - 2 * _BOUNDED_MARGIN))
+        target = X.clamp_(-1 + 2 * _BOUNDED_MARGIN, 1 - 2 * _BOUNDED_MARGIN).atanh_()
     design = torch.cat([codes, torch.ones(len(codes), 1, dtype=codes.dtype, device=device)], dim=1)
     # The small system is solved in float64 on the host (MPS has no float64).
     gram, moments = (design.T @ design).cpu().double(), (design.T @ target).cpu().double()
@@ -302,6 +335,7 @@ def start_from_pca(model, X, data_scales, n_components, seed):
         return
     center, scale, input_scales = data_scales
     device = model.output_layer.center.device
+    X = pca_rows(X, n_components, seed)  # drawn once, for both starts
     encoder_weight, decoder_weight, residual_variance = whitened_pca(
         X, center, scale, input_scales, n_components, seed, device
     )

@@ -9,6 +9,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.decomposition import PCA
 from torch import nn
 
+import skae._initialization
 from skae._initialization import (
     data_scale,
     pca_rows,
@@ -307,12 +308,18 @@ def correlated_X():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_data_scale_takes_numpys_moments_bit_for_bit(correlated_X, dtype):
-    X = np.asfortranarray((correlated_X * 1e3 + 1e6).astype(dtype))
+@pytest.mark.parametrize("n_rows", [150, 10_000])  # one block of rows, and several
+def test_data_scale_takes_numpys_moments_bit_for_bit_whatever_the_layout(
+    correlated_X, dtype, n_rows, monkeypatch
+):
+    X = np.resize(correlated_X * 1e3 + 1e6, (n_rows, 6)).astype(dtype)
+    monkeypatch.setattr(skae._initialization, "_SUM_BLOCK_VALUES", 6 * 1000)
     moments = X.mean(axis=0, dtype=np.float64), X.var(axis=0, dtype=np.float64)
 
-    for got, expected in zip(data_scale(X), scales_from_moments(*moments), strict=True):
-        assert_array_equal(got, expected)
+    expected = scales_from_moments(*moments)
+    for layout in (X, np.asfortranarray(X)):
+        for got, want in zip(data_scale(layout), expected, strict=True):
+            assert_array_equal(got, want)
 
 
 def test_pca_start_sample_grows_with_the_components_between_4m_and_16m_values():
