@@ -50,11 +50,13 @@ def column_sums(X, center=None):
     """The float64 column sums of ``X``, or of its squared deviations from ``center``.
 
     The rows are added in their order, one block of rows at a time in a
-    buffer of at most 4 MB: the same sums, bit for bit, as numpy's of a
-    C-ordered array over its rows (``X.mean(axis=0, dtype=np.float64)``,
-    ``X.var(axis=0, dtype=np.float64)``) whatever ``X``'s layout, without
-    the float64 copy of all of ``X`` those would make (on the MNIST split,
-    50 MB whose fresh pages could cost more than the sums).
+    buffer of at most 4 MB, whatever ``X``'s layout: the same sums, bit for
+    bit, as numpy's of a C-ordered array of two or more columns over its
+    rows (``X.mean(axis=0, dtype=np.float64)``, ``X.var(axis=0,
+    dtype=np.float64)``), without the float64 copy of all of ``X`` those
+    would make (on the MNIST split, 50 MB whose fresh pages could cost more
+    than the sums). numpy sums a single column pairwise: there the last bit
+    may differ.
     """
     n_samples, n_features = X.shape
     block = max(1, _SUM_BLOCK_VALUES // max(n_features, 1))

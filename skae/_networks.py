@@ -126,7 +126,8 @@ class LinearShortcut(nn.Module):
         self.constant_output = None
 
     def forward(self, x):
-        if self.constant_output is not None:
+        # Never where gradients flow: the skipped layers would get none.
+        if self.constant_output is not None and not torch.is_grad_enabled():
             return self.constant_output + self.linear(x)
         return self.layers(x) + self.linear(x)
 
@@ -134,7 +135,9 @@ class LinearShortcut(nn.Module):
         """The layers' output when it cannot depend on the input, else None.
 
         That is the bias of a last linear layer whose weights are all zero,
-        as :func:`start_linear_paths` leaves them: how every fit starts.
+        as :func:`start_linear_paths` leaves them when a new fit starts from
+        PCA (not once trained, and never for a convolutional decoder, which
+        ends in a transposed convolution).
         """
         last = self.layers[-1] if isinstance(self.layers, nn.Sequential) else None
         if not isinstance(last, nn.Linear) or last.bias is None or last.weight.any():
@@ -146,18 +149,20 @@ class LinearShortcut(nn.Module):
 def constant_paths_skipped(network):
     """Within the block, skip the nonlinear paths that only add a constant.
 
-    A network as it starts is its linear paths (see
+    A new network started from PCA is its linear paths (see
     :func:`start_linear_paths`), so its first evaluation needs only those:
     for the default network on MNIST, under 2% of the products. The result
     is the same bit for bit, as the skipped last product is all zeros and
     the bias is added as it would be, unless a hidden value overflows to
     infinity (zero weights would make it NaN). Not for use under autocast,
-    which rounds the bias to its lower precision.
+    which rounds the bias to its lower precision. Only where no gradients
+    are computed; the flags live on the modules, so one network is not to
+    be evaluated from two threads at once.
     """
     shortcuts = [m for m in network.modules() if isinstance(m, LinearShortcut)]
-    for shortcut in shortcuts:
-        shortcut.constant_output = shortcut.layers_constant()
     try:
+        for shortcut in shortcuts:
+            shortcut.constant_output = shortcut.layers_constant()
         yield
     finally:
         for shortcut in shortcuts:

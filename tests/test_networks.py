@@ -1,6 +1,7 @@
 """The building blocks of skae._networks, and the network options of both estimators."""
 
 import warnings
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -270,6 +271,24 @@ def test_skipping_ends_with_the_block_even_on_an_error():
         assert encoder.constant_output is not None
         raise RuntimeError("inside")
     assert encoder.constant_output is None
+
+
+def test_skipping_ends_even_when_setting_it_up_fails(monkeypatch):
+    encoder, decoder = started_shortcuts()
+    network = nn.Sequential(encoder, decoder)
+    monkeypatch.setattr(decoder, "layers_constant", mock.Mock(side_effect=KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt), constant_paths_skipped(network):
+        pass
+    assert encoder.constant_output is None
+
+
+def test_no_path_is_skipped_where_gradients_flow():
+    encoder, _ = started_shortcuts()
+    calls = calls_of_first_layers(encoder)
+    with constant_paths_skipped(encoder):
+        encoder(torch.ones(2, 5)).sum().backward()
+    assert len(calls) == 1
+    assert encoder.layers[-1].weight.grad is not None
 
 
 @pytest.mark.parametrize(
