@@ -227,15 +227,33 @@ def test_an_interrupt_during_pretraining_leaves_the_estimator_as_it_was(monkeypa
     assert_same_state(estimator, before, digits_X)
 
 
+@pytest.fixture
+def ctrl_c():
+    """Python's own Ctrl-C handler for the test's duration.
+
+    A process started in the background of a shell without job control
+    (``nohup make test &`` in a script) ignores SIGINT, and so does every
+    process it starts: Python then installs no handler and never raises
+    KeyboardInterrupt.
+    """
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def test_a_real_sigint_keeps_a_consistent_usable_model(tmp_path):
     script = tmp_path / "fit.py"
     script.write_text(
         textwrap.dedent(
             """
+            import signal
             import sys
             import numpy as np
             import torch
             from skae import AutoencoderTransformer
+
+            # As in a terminal, even when this test runs where SIGINT is ignored.
+            signal.signal(signal.SIGINT, signal.default_int_handler)
 
             torch.set_num_threads(1)
             X = np.random.RandomState(0).rand(2000, 50)
@@ -597,11 +615,9 @@ def test_an_interrupt_while_finishing_keeps_the_epochs(monkeypatch, digits_X, ea
     assert_same_state(estimator, captured(reference, digits_X), digits_X)
 
 
-def test_an_interrupt_while_recording_keeps_the_epochs(monkeypatch, digits_X):
+def test_an_interrupt_while_recording_keeps_the_epochs(monkeypatch, digits_X, ctrl_c):
     # A real Ctrl-C (SIGINT) in the middle of the bookkeeping: it is held until
     # the bookkeeping is done, which runs once, then raised after the commit.
-    import signal
-
     from skae._state import FitState
 
     estimator = AutoencoderTransformer(**FAST, max_epochs=3)
