@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import traceback
+import warnings
 
 import numpy as np
 import pytest
@@ -122,11 +123,23 @@ def ranks(tmp_path_factory):
         start_method="spawn",
     )
     deadline = time.monotonic() + TIMEOUT
-    while not context.join(timeout=5):
-        if time.monotonic() > deadline:
-            for process in context.processes:
-                process.kill()
-            pytest.fail(f"the ranks did not finish in {TIMEOUT} s (a hang)")
+    try:
+        while not context.join(timeout=5):
+            if time.monotonic() > deadline:
+                for process in context.processes:
+                    process.kill()
+                pytest.fail(f"the ranks did not finish in {TIMEOUT} s (a hang)")
+    except mp.ProcessExitedException as error:
+        # gloo can still abort a rank as the group is torn down, after every
+        # result is saved ("terminate called without an active exception"):
+        # torch's, not the fits'. Anything earlier leaves a result missing.
+        saved = [out_dir / f"{name}-{rank}.pt" for name in SCENARIOS for rank in range(WORLD_SIZE)]
+        crashed = list(out_dir.glob("crash-*.txt"))
+        if error.signal_name is None or crashed or not all(path.exists() for path in saved):
+            raise
+        warnings.warn(
+            f"a rank aborted in gloo's teardown, after all its work: {error}", stacklevel=2
+        )
 
     def load(name):
         return [
