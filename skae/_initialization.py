@@ -132,12 +132,13 @@ def pca_rows(X, n_components, seed):
     return X[np.sort(rows)]
 
 
-def whitened_pca(X, center, scale, input_scales, n_components, seed, device=None):
+def whitened_pca(X, center, scale, input_scales, n_components, device=None):
     """Encoder and decoder weights of a whitened PCA, in the network's own spaces.
 
-    PCA is fitted (on a sample of ``X``, see :func:`pca_sample_rows`) in the output space
-    ``(x - center) / scale``, where the loss is measured. The encoder weight
-    acts on the encoder's input ``(x - center) / input_scales`` and gives
+    PCA is fitted to the rows of ``X`` (the start's sample, see
+    :func:`start_from_pca`) in the output space ``(x - center) / scale``,
+    where the loss is measured. The encoder weight acts on the encoder's
+    input ``(x - center) / input_scales`` and gives
     codes of unit variance; the decoder weight maps them back. Codes beyond
     the data's rank get zero weights. Up to 2,048 features the covariance
     matrix is computed (on ``device``, the network's, when it is a GPU) and
@@ -151,7 +152,6 @@ def whitened_pca(X, center, scale, input_scales, n_components, seed, device=None
         PCA's mean squared reconstruction error per feature, in that space.
     """
     n_features = X.shape[1]
-    X = pca_rows(X, n_components, seed)
     # In place, as below: each new array of the sample's size costs fresh pages.
     T = np.subtract(X.toarray() if sp.issparse(X) else X, center)
     T /= scale
@@ -232,7 +232,7 @@ def _pca_solver(n_samples, n_features):
     return "full"
 
 
-def bounded_decoder_start(X, center, input_scales, encoder_weight, activation, seed, device):
+def bounded_decoder_start(X, center, input_scales, encoder_weight, activation, device):
     """Decoder weights and bias that start a sigmoid or tanh output near the data.
 
     A bounded output cannot reproduce PCA's linear decoder, so the start
@@ -253,7 +253,6 @@ def bounded_decoder_start(X, center, input_scales, encoder_weight, activation, s
     decoder_weight : Tensor of shape (n_features, n_components)
     bias : Tensor of shape (n_features,)
     """
-    X = pca_rows(X, len(encoder_weight), seed)
     X = X.toarray() if sp.issparse(X) else X
     X = torch.tensor(np.ascontiguousarray(X, dtype=np.float32), device=device)
 
@@ -326,10 +325,12 @@ def check_network_fits(build, device):
 def start_from_pca(model, X, data_scales, n_components, seed):
     """Start ``model``'s linear paths (or its linear layers) as a whitened PCA of ``X``.
 
-    The decoder starts as PCA too when its output is linear, and as the best
-    decoder of PCA's codes in its pre-activations when the output is bounded
-    (see :func:`bounded_decoder_start`). Does nothing
-    for a network without a linear path to start (a convolutional or dense
+    Both starts are fitted to one random sample of ``X``'s rows, drawn from
+    ``seed`` (see :func:`pca_sample_rows`). The decoder starts as PCA too
+    when its output is linear, and as the best decoder of PCA's codes in
+    its pre-activations when the output is bounded (see
+    :func:`bounded_decoder_start`). Does nothing for a network without a
+    linear path to start (a convolutional or dense
     network with ``linear_shortcut=False``).
     """
     encoder_body, decoder_body = model.encoder.body, model.decoder.body
@@ -337,9 +338,9 @@ def start_from_pca(model, X, data_scales, n_components, seed):
         return
     center, scale, input_scales = data_scales
     device = model.output_layer.center.device
-    X = pca_rows(X, n_components, seed)  # drawn once, for both starts
+    X = pca_rows(X, n_components, seed)  # one sample, for both starts
     encoder_weight, decoder_weight, residual_variance = whitened_pca(
-        X, center, scale, input_scales, n_components, seed, device
+        X, center, scale, input_scales, n_components, device
     )
     decoder_bias = None
     if model.output_layer.activation != "linear":
@@ -349,7 +350,6 @@ def start_from_pca(model, X, data_scales, n_components, seed):
             input_scales,
             encoder_weight,
             model.output_layer.activation,
-            seed,
             device,
         )
     n_code_outputs = last_weighted_layer(encoder_body).out_features

@@ -358,9 +358,7 @@ def test_whitened_pca_gives_unit_variance_codes_that_reconstruct_like_pca(correl
     X = correlated_X
     center, scale, input_scales = data_scale(X)
 
-    encoder_weight, decoder_weight, residual = whitened_pca(
-        X, center, scale, input_scales, 2, seed=0
-    )
+    encoder_weight, decoder_weight, residual = whitened_pca(X, center, scale, input_scales, 2)
 
     assert encoder_weight.shape == (2, 6)
     assert decoder_weight.shape == (6, 2)
@@ -378,7 +376,7 @@ def test_whitened_pca_leaves_codes_beyond_the_rank_at_zero(correlated_X):
     X = correlated_X[:, :2] @ np.array([[1.0, 0, 2, 1], [0, 1, 1, -1]])  # rank 2 in 4 features
     center, scale, input_scales = data_scale(X)
 
-    encoder_weight, decoder_weight, _ = whitened_pca(X, center, scale, input_scales, 6, seed=0)
+    encoder_weight, decoder_weight, _ = whitened_pca(X, center, scale, input_scales, 6)
 
     assert encoder_weight.shape == (6, 4)
     assert np.all(np.any(encoder_weight[:2] != 0, axis=1))
@@ -392,7 +390,7 @@ def test_whitened_pca_of_constant_data_is_zero(n_rows):
     X = np.full((n_rows, 4), 2.5)
     center, scale, input_scales = data_scale(X)
 
-    encoder_weight, decoder_weight, _ = whitened_pca(X, center, scale, input_scales, 2, seed=0)
+    encoder_weight, decoder_weight, _ = whitened_pca(X, center, scale, input_scales, 2)
 
     assert not np.any(encoder_weight)
     assert not np.any(decoder_weight)
@@ -528,10 +526,10 @@ def test_bounded_start_matches_a_float64_least_squares_fit(activation):
     if activation == "tanh":
         X = 2 * X - 1
     center, scale, input_scales = data_scale(X)
-    encoder_weight, _, _ = whitened_pca(X, center, scale, input_scales, 5, seed=0)
+    encoder_weight, _, _ = whitened_pca(X, center, scale, input_scales, 5)
 
     weight, bias = bounded_decoder_start(
-        X, center, input_scales, encoder_weight, activation, seed=0, device="cpu"
+        X, center, input_scales, encoder_weight, activation, device="cpu"
     )
 
     codes = ((X - center) / input_scales) @ encoder_weight.T
