@@ -24,31 +24,69 @@ batches of bounded memory, and returns results in those units: float32 for
 float32 input, float64 otherwise. For a VAE the code is the posterior mean.
 """
 
+import copy
+
 import numpy as np
 import torch
 from numpy.typing import ArrayLike
 from sklearn.utils import Bunch
 from sklearn.utils.validation import check_is_fitted
 
+from ._base import BaseAutoencoder
 from ._inference import map_rows, row_blocks
 from ._readers import BLOCK_VALUES, available_memory
 
 __all__ = ["code_attributions", "code_loadings", "decoder_jacobian", "encoder_jacobian"]
 
 
-def _prepared(estimator, X, batch_size, values_per_row):
-    """``X`` checked, the network that computes for it (parameters frozen: derivatives
-    are taken with respect to the inputs only), its dtype, and the rows per block:
-    ``batch_size``, or about 16 MB of ``values_per_row`` per block."""
+def _check_estimator(estimator):
+    """``estimator`` is a fitted skae estimator: else a TypeError, or NotFittedError."""
+    if not isinstance(estimator, BaseAutoencoder):
+        hint = ""
+        if hasattr(estimator, "steps"):
+            hint = (
+                " For a Pipeline, pass its last step and the rows the steps before it give: "
+                "pipe[-1], pipe[:-1].transform(X)."
+            )
+        raise TypeError(
+            "skae.inspection takes a fitted AutoencoderTransformer or VAETransformer; "
+            f"got {type(estimator).__name__}.{hint}"
+        )
     check_is_fitted(estimator)
+
+
+def _private_network(estimator, X):
+    """A copy of the network that computes for ``X``, in evaluation mode with its
+    parameters frozen (derivatives are taken with respect to the inputs only),
+    and the torch dtype rows are converted to.
+
+    Never the fitted network itself: whatever happens to the copy, or if this
+    call fails midway, the model stays as it was (weights, ``requires_grad``,
+    training modes, buffers) and can go on training.
+    """
+    live = estimator._state.network
+    modes = [module.training for module in live.modules()]
+    try:
+        network, compute_dtype = estimator._network_for(X, np.dtype(X.dtype))
+    finally:  # it puts the fitted network in evaluation mode: put back its own modes
+        for module, mode in zip(live.modules(), modes, strict=True):
+            module.training = mode
+    if network is live:
+        network = copy.deepcopy(live)
+    return network.eval().requires_grad_(False), compute_dtype
+
+
+def _prepared(estimator, X, batch_size, values_per_row):
+    """``X`` checked, a private copy of the network that computes for it (see
+    :func:`_private_network`), its dtype, and the rows per block: ``batch_size``,
+    or about 16 MB of ``values_per_row`` per block."""
+    _check_estimator(estimator)
     X = estimator._checked_input(X, reset=False)
     if batch_size is None:
         batch_size = max(1, BLOCK_VALUES // values_per_row)
     elif isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int or None; got {batch_size!r}.")
-    network, compute_dtype = estimator._network_for(X, np.dtype(X.dtype))
-    for parameter in network.parameters():
-        parameter.requires_grad_(False)
+    network, compute_dtype = _private_network(estimator, X)
     return X, network, compute_dtype, batch_size
 
 
@@ -59,6 +97,7 @@ def _jacobian_map(estimator, X, per_block, batch_size, extra_rows=1):
     ``batch_size`` rows, or about 16 MB of Jacobian (divided by
     ``extra_rows`` when each row is evaluated that many times at once).
     """
+    _check_estimator(estimator)
     shape = (estimator.n_components_, estimator.n_features_in_)
     X, network, compute_dtype, batch_size = _prepared(
         estimator, X, batch_size, shape[0] * shape[1] * extra_rows
@@ -112,10 +151,22 @@ def encoder_jacobian(estimator, X: ArrayLike, *, batch_size: int | None = None) 
     return _jacobian_map(estimator, X, _encoder_jacobians, batch_size)
 
 
+def _decoder_jacobian_of_row(decode, code):
+    """``decode``'s Jacobian at one code, as (n_components, n_features).
+
+    The Jacobian of the linear map ``u -> J.T @ u`` (one vector-Jacobian
+    product) is ``J.T``: reverse mode twice, one pass per code value, as
+    fast as forward mode (``jacfwd``), which on torch 2.13 loads decompositions
+    that warn that ``torch.jit.script`` is deprecated.
+    """
+    reconstruction, vjp = torch.func.vjp(decode, code)
+    return torch.func.jacrev(lambda u: vjp(u)[0])(torch.zeros_like(reconstruction))
+
+
 def _decoder_jacobians(network, rows):
+    decode = _row_function(network.decode)
     codes = network.encode(rows)
-    jacobians = torch.func.vmap(torch.func.jacfwd(_row_function(network.decode)))(codes)
-    return jacobians.transpose(1, 2)
+    return torch.func.vmap(lambda code: _decoder_jacobian_of_row(decode, code))(codes)
 
 
 def decoder_jacobian(estimator, X: ArrayLike, *, batch_size: int | None = None) -> np.ndarray:
@@ -184,6 +235,7 @@ def code_loadings(estimator, X: ArrayLike, *, batch_size: int | None = None) -> 
         component_names : ndarray of str of shape (n_components,)
             ``estimator.get_feature_names_out()``.
     """
+    _check_estimator(estimator)
     n_components, n_features = estimator.n_components_, estimator.n_features_in_
     X, network, compute_dtype, batch_size = _prepared(
         estimator, X, batch_size, 2 * n_components * n_features
@@ -214,6 +266,31 @@ def code_loadings(estimator, X: ArrayLike, *, batch_size: int | None = None) -> 
         feature_names=np.asarray(names, dtype=object),
         component_names=estimator.get_feature_names_out(),
     )
+
+
+def _baseline(estimator, baseline):
+    """``baseline`` as float64 numbers, one per feature (None: ``estimator.mean_``)."""
+    if baseline is None:
+        return estimator.mean_
+    n_features = estimator.n_features_in_
+    accepted = (
+        f"baseline must be None (the training data's mean) or {n_features} finite numbers, "
+        "one per feature"
+    )
+    if isinstance(baseline, str | bytes):
+        raise ValueError(f"{accepted}; got the string {baseline!r}.")
+    try:
+        reference = np.asarray(baseline)
+    except (TypeError, ValueError) as error:  # ragged lists
+        raise ValueError(f"{accepted}; got {type(baseline).__name__}: {error}") from error
+    if reference.dtype.kind not in "biuf":
+        raise ValueError(f"{accepted}; got values of dtype {reference.dtype}.")
+    if reference.shape != (n_features,):
+        raise ValueError(f"{accepted}; got shape {reference.shape}.")
+    reference = reference.astype(np.float64)
+    if not np.isfinite(reference).all():
+        raise ValueError(f"{accepted}; got NaN or infinity.")
+    return reference
 
 
 def code_attributions(
@@ -254,17 +331,14 @@ def code_attributions(
     """
     if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 1:
         raise ValueError(f"n_steps must be a positive int; got {n_steps!r}.")
-    check_is_fitted(estimator)
-    reference = estimator.mean_ if baseline is None else np.asarray(baseline, dtype=np.float64)
-    if reference.shape != (estimator.n_features_in_,) or not np.isfinite(reference).all():
-        raise ValueError(
-            f"baseline must be {estimator.n_features_in_} finite numbers; got shape "
-            f"{reference.shape}."
-        )
+    _check_estimator(estimator)
+    reference = _baseline(estimator, baseline)
     fractions = (np.arange(n_steps) + 0.5) / n_steps
 
     def per_block(network, rows):
         start = torch.as_tensor(reference, dtype=rows.dtype, device=rows.device)
+        if not torch.isfinite(start).all():
+            raise ValueError(f"baseline must be finite in {rows.dtype}, which the rows are.")
         steps = torch.as_tensor(fractions, dtype=rows.dtype, device=rows.device)
         difference = rows - start
         path = start + steps[:, None, None] * difference  # (n_steps, rows, n_features)
