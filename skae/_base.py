@@ -15,6 +15,8 @@ import copy
 import functools
 import numbers
 import os
+import threading
+import weakref
 
 import numpy as np
 import torch
@@ -29,7 +31,7 @@ from ._distributed import agreed, current_group
 from ._fitting import call_seeds, fit_call
 from ._inference import map_rows
 from ._networks import ACTIVATIONS, OUTPUT_ACTIVATIONS
-from ._params import fit_plan
+from ._params import check_number_types, fit_plan
 from ._persistence import SavedModel, model_bytes, read_bytes, save_model
 from ._readers import ArrayReader, is_out_of_core
 from ._training import OPTIMIZERS
@@ -42,6 +44,45 @@ def _chain(first, second):
     if first is None:
         return second
     return lambda value: (first(value), second(value))
+
+
+# One lock per estimator, kept outside it so that clone, copy and pickle see
+# nothing of it: fitting calls on one estimator from several threads run one
+# after the other, each continuing from the last one's model.
+_FITTING_LOCKS = weakref.WeakKeyDictionary()
+_FITTING_LOCKS_GUARD = threading.Lock()
+
+
+def _fitting_lock(estimator):
+    """The re-entrant lock that serialises ``estimator``'s fitting calls and saves."""
+    with _FITTING_LOCKS_GUARD:
+        lock = _FITTING_LOCKS.get(estimator)
+        if lock is None:
+            lock = _FITTING_LOCKS[estimator] = threading.RLock()
+        return lock
+
+
+def _first_non_numeric_column(X):
+    """``(name or index, value)`` of the first column of ``X`` with a value that is
+    not a number, or None (for error messages only: it converts column by column)."""
+    columns = getattr(X, "columns", None)
+    if columns is None:
+        try:
+            X = np.asarray(X, dtype=object)
+        except ValueError:
+            return None
+        if X.ndim != 2:
+            return None
+        named = ((index, X[:, index]) for index in range(X.shape[1]))
+    else:
+        named = ((name, X.iloc[:, index]) for index, name in enumerate(columns))
+    for name, column in named:
+        for value in np.asarray(column, dtype=object):
+            try:
+                float(value)
+            except (TypeError, ValueError):
+                return name, value
+    return None
 
 
 def _fitted_attribute(name, doc):
@@ -100,6 +141,11 @@ class BaseAutoencoder(
         """A subclass declares its parameters here (and in ``_parameter_constraints``)."""
 
     # ------------------------------------------------------------- the plan
+
+    def _validate_params(self):
+        """scikit-learn's declared constraints, after the number types they cannot check."""
+        check_number_types(type(self).__name__, self.get_params(deep=False))
+        super()._validate_params()
 
     def _fit_plan(self, *, partial=False, check_device=True):
         """Validate every parameter and return the frozen plan of a fitting call.
@@ -248,9 +294,20 @@ class BaseAutoencoder(
         return self._state.spec.n_components
 
     def _validate(self, X, reset):
-        return validate_data(
-            self, X, accept_sparse="csr", dtype=[np.float64, np.float32], reset=reset
-        )
+        try:
+            return validate_data(
+                self, X, accept_sparse="csr", dtype=[np.float64, np.float32], reset=reset
+            )
+        except ValueError as error:
+            column = _first_non_numeric_column(X) if "convert" in str(error) else None
+            if column is None:
+                raise
+            name, value = column
+            raise ValueError(
+                f"{type(self).__name__} needs numeric features, but column {name!r} of X "
+                f"holds {value!r:.60}. Encode such columns first (e.g. OneHotEncoder or "
+                "OrdinalEncoder in a ColumnTransformer)."
+            ) from error
 
     def _checked_input(self, X, reset):
         """``X`` validated: an array or sparse matrix, or an :class:`ArrayReader`
@@ -286,7 +343,8 @@ class BaseAutoencoder(
         self : object
             The fitted estimator.
         """
-        return self._fit(X, partial=False)
+        self._fit(X, partial=False)
+        return self
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X: ArrayLike, y: None = None) -> "BaseAutoencoder":
@@ -307,11 +365,20 @@ class BaseAutoencoder(
         self : object
             The fitted estimator.
         """
-        return self._fit(X, partial=True)
+        self._fit(X, partial=True)
+        return self
 
     _FITTED_PRIVATE = ("_state",)
 
     def _fit(self, X, *, partial):
+        """One fitting call as a transaction; returns the dtype of the validated ``X``.
+
+        Calls on one estimator from several threads wait for each other.
+        """
+        with _fitting_lock(self):
+            return self._fit_unlocked(X, partial)
+
+    def _fit_unlocked(self, X, partial):
         saved = dict(vars(self))
         random_state = self.random_state
         generator_state = (
@@ -341,7 +408,7 @@ class BaseAutoencoder(
         self._state = outcome.state
         if interrupted is not None:
             raise interrupted
-        return self
+        return X.dtype
 
     def fit_transform(self, X: ArrayLike, y: None = None) -> np.ndarray:
         """Fit to ``X``, then return its codes.
@@ -364,12 +431,16 @@ class BaseAutoencoder(
         X_new : ndarray of shape (n_samples, n_components)
             Float32 for float32 input, else float64.
         """
-        self.fit(X, y)
+        dtype = self._fit_transform_fit(X)
         embedding = self._state.embedding
         if embedding is None:
             return self.transform(X)
-        dtype = np.float32 if getattr(X, "dtype", None) == np.float32 else np.float64
         return embedding.astype(dtype)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def _fit_transform_fit(self, X):
+        """``fit(X)``, returning the dtype ``X`` was validated to (a DataFrame's too)."""
+        return self._fit(X, partial=False)
 
     def _prepare_call(self, X, partial):
         """A fitting call's plan, validated data, the state it continues (or None)
@@ -394,26 +465,55 @@ class BaseAutoencoder(
         a float64 result (scores), gets a float64 copy of the network (except
         on MPS, which has no float64), so results do not depend on how rows
         are blocked or ordered, and scores of far-off float32 rows stay finite.
+        Float32 rows whose float32 results overflow are computed again in
+        float64; results that are still not finite are a ValueError, never
+        NaN codes.
         """
-        dtype = dtype or X.dtype
-        network, compute_dtype = self._network_for(X, dtype)
+        dtype = np.dtype(dtype or X.dtype)
+        state = self._state  # read once: a fit in another thread may replace it
+        compute = functools.partial(self._map_with, state, method, X, n_outputs, **kwargs)
+        result = compute(dtype, rows_per_block)
+        if np.isfinite(result).all():
+            return result
+        if dtype == np.float32 and X.dtype == np.float32 and state.device.type != "mps":
+            result = compute(np.dtype(np.float64), rows_per_block)
+            if np.isfinite(result).all() and np.abs(result).max() <= np.finfo(np.float32).max:
+                return result.astype(np.float32)
+        rows = np.flatnonzero(~np.isfinite(result.reshape(len(result), -1)).all(axis=1))
+        if not len(rows):  # finite in float64, beyond float32's range
+            rows = np.flatnonzero(np.abs(result.reshape(len(result), -1)).max(axis=1) > 3.4e38)
+        shown = ", ".join(map(str, rows[:5])) + (", ..." if len(rows) > 5 else "")
+        outputs = {"encode": "codes", "decode": "reconstructions"}.get(method, "scores")
+        raise ValueError(
+            f"The {outputs} of rows {shown} of X are not finite in {dtype.name}: their values "
+            "are too large for the network. Scale the data first (e.g. StandardScaler)."
+        )
+
+    def _map_with(self, state, method, X, n_outputs, dtype, rows_per_block, **kwargs):
+        """:meth:`_map` with ``state``'s network, in ``dtype``'s precision."""
+        network, compute_dtype = self._network_for(X, dtype, state)
         function = functools.partial(getattr(network, method), **kwargs)
         with torch.inference_mode():
             return map_rows(
                 function,
                 X,
-                self._state.device,
+                state.device,
                 n_outputs,
                 dtype,
                 compute_dtype,
                 rows_per_block=rows_per_block,
             )
 
-    def _network_for(self, X, dtype):
+    def _network_for(self, X, dtype, state=None):
         """The network in evaluation mode that computes results of ``dtype`` for ``X``,
-        and the torch dtype rows are converted to (see :meth:`_map`)."""
-        network, compute_dtype = self._state.network, torch.float32
-        if np.float64 in (X.dtype, dtype) and self._state.device.type != "mps":
+        and the torch dtype rows are converted to (see :meth:`_map`).
+
+        The fitted network itself (``state``'s, by default the estimator's)
+        for float32 results, a float64 copy otherwise: never change it.
+        """
+        state = state or self._state
+        network, compute_dtype = state.network, torch.float32
+        if np.float64 in (X.dtype, dtype) and state.device.type != "mps":
             network, compute_dtype = copy.deepcopy(network).double(), torch.float64
         elif isinstance(X, ArrayReader):
             X.check = _chain(X.check, check_float32_range)
@@ -531,7 +631,9 @@ class BaseAutoencoder(
             changed. Without a key the SHA-256 detects accidental damage only.
         """
         check_is_fitted(self)
-        save_model(self._saved(), path, key=key)
+        with _fitting_lock(self):  # a model that a fit in another thread is replacing
+            saved = self._saved()
+        save_model(saved, path, key=key)
 
     # Pickle, joblib, copy and skops all go through these: a fitted model's
     # state travels as the bytes of its skae file (a numpy array), so that it
@@ -539,12 +641,14 @@ class BaseAutoencoder(
     _FILE_STATE = "_skae_file"
 
     def __getstate__(self):
-        state = dict(super().__getstate__())
-        if "_state" in state:
+        with _fitting_lock(self):  # the attributes and the model of one moment
+            state = dict(super().__getstate__())
+            saved = self._saved() if "_state" in state else None
+        if saved is not None:
             del state["_state"]
             for name in ("n_features_in_", "feature_names_in_"):  # in the file
                 state.pop(name, None)
-            state[self._FILE_STATE] = np.frombuffer(model_bytes(self._saved()), dtype=np.uint8)
+            state[self._FILE_STATE] = np.frombuffer(model_bytes(saved), dtype=np.uint8)
         return state
 
     def __setstate__(self, state):

@@ -39,6 +39,24 @@ def positive_ints(value, name, *, allow_scalar=False):
 
 # Training runs in float32: a rate or weight beyond its range overflows inside torch.
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
+# torch's sizes and counters are int64.
+_INT64_MAX = int(np.iinfo(np.int64).max)
+
+
+def check_number_types(name, params):
+    """Refuse numbers that are neither ints nor floats (``Fraction``, say).
+
+    They are ``numbers.Real`` to scikit-learn's constraints, which then fail
+    inside numpy with a message that names no parameter.
+    """
+    for parameter, value in params.items():
+        if isinstance(value, numbers.Real) and not isinstance(
+            value, (numbers.Integral, float, np.floating)
+        ):
+            raise ValueError(
+                f"The {parameter!r} parameter of {name} must be an int or a float; "
+                f"got {value!r} of type {type(value).__name__}."
+            )
 
 
 def check_numbers(name, constraints, params):
@@ -55,11 +73,14 @@ def check_numbers(name, constraints, params):
                 f"The {parameter!r} parameter of {name} must be a number, "
                 f"not a boolean; got {value!r}."
             )
-        if (
-            isinstance(value, numbers.Real)
-            and not isinstance(value, (bool, numbers.Integral))
-            and not abs(value) <= _FLOAT32_MAX
-        ):
+        if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+            if abs(value) > _INT64_MAX:
+                raise ValueError(
+                    f"The {parameter!r} parameter of {name} must be at most "
+                    f"{_INT64_MAX} (torch counts in int64); got {value!r}."
+                )
+            continue
+        if isinstance(value, numbers.Real) and not abs(value) <= _FLOAT32_MAX:
             raise ValueError(
                 f"The {parameter!r} parameter of {name} must be finite and "
                 f"at most {_FLOAT32_MAX:.3g} (training runs in float32); got {value!r}."

@@ -91,6 +91,25 @@ def _chunk_rows(array):
     return int(first[0] if isinstance(first, tuple) else first)
 
 
+class DataReadError(ValueError, OSError):
+    """Rows of data on disk or in a cluster could not be read (a closed HDF5 file, a
+    moved zarr store, a failed dask task): both a ValueError and an OSError."""
+
+
+def _read_rows(array, start, stop, what):
+    """``array[start:stop]`` as an ndarray, or a :class:`DataReadError` that says which rows."""
+    try:
+        block = array[start:stop]
+        return block.compute() if type(array).__module__.split(".")[0] == "dask" else block
+    except MemoryError:
+        raise
+    except Exception as error:
+        raise DataReadError(
+            f"Reading rows {start}:{stop} of {what} ({type(array).__name__}) failed: "
+            f"{error}. Was its file closed or moved during the call?"
+        ) from error
+
+
 class ArrayReader:
     """The rows of a 2-D array as checked float blocks.
 
@@ -126,7 +145,6 @@ class ArrayReader:
         self.block_rows = default_block_rows(shape[1], _chunk_rows(array))
         # Called on every block read (e.g. a [0, 1] check), when set.
         self.check = None
-        self._is_dask = type(array).__module__.split(".")[0] == "dask"
 
     @property
     def nbytes(self):
@@ -142,16 +160,20 @@ class ArrayReader:
 
     def read_with_sums(self, start, stop):
         """Rows ``start:stop``, checked, and their column sums (float64)."""
-        block = self.array[start:stop]
-        if self._is_dask:
-            block = block.compute()
-        block = np.asarray(block, dtype=self.dtype)
-        # Float64 sums are finite exactly when every value is (they cannot
-        # overflow for float32 data): one pass, no mask, and the sums serve
-        # the start's moments too.
-        sums = block.sum(axis=0, dtype=np.float64)
+        block = np.asarray(_read_rows(self.array, start, stop, self.what), dtype=self.dtype)
+        # Float64 sums are finite when every value is (they cannot overflow
+        # for float32 data; float64 values near float64's limit are refused
+        # below): one pass, no mask, and the sums serve the start's moments too.
+        with np.errstate(over="ignore"):  # an overflow is reported below
+            sums = block.sum(axis=0, dtype=np.float64)
         if not np.isfinite(sums).all():
             rows = start + np.flatnonzero(~np.isfinite(block).all(axis=1))
+            if not len(rows):  # finite float64 values whose sums overflow
+                raise ValueError(
+                    f"Input {self.what} holds values up to {np.abs(block).max():.4g} in "
+                    "magnitude, too large to compute with. Scale the data first "
+                    "(e.g. StandardScaler)."
+                )
             shown = ", ".join(str(row) for row in rows[:5]) + (", ..." if len(rows) > 5 else "")
             raise ValueError(f"Input {self.what} contains NaN or infinity in rows {shown}.")
         if self.check is not None:

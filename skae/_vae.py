@@ -12,7 +12,7 @@ from ._base import BaseAutoencoder
 from ._compat import Interval, StrOptions
 from ._docstrings import with_shared_descriptions
 from ._random import RandomStateLike, seeded_generator, seeds
-from ._readers import block_rows
+from ._readers import available_memory, block_rows
 
 
 class VAETransformer(BaseAutoencoder):
@@ -262,11 +262,12 @@ class VAETransformer(BaseAutoencoder):
         return network.observation_variance()
 
     def score_samples(self, X: ArrayLike) -> np.ndarray:
-        """The evidence lower bound (ELBO) of each sample, in nats.
+        """The ELBO of each sample at the posterior mean, in nats: not a bound.
 
         Deterministic: the reconstruction term is evaluated at the posterior
         mean instead of at random draws, so the value is a slightly optimistic
-        single-point estimate of the ELBO; the KL term is exact. For a bound
+        single-point estimate of the ELBO (the KL term is exact), which may lie
+        above log p(x). For a bound
         on log p(x) with a stated number of draws use
         :meth:`iwae_log_likelihood`. Likelihoods are densities in the units
         of ``X`` for ``likelihood="gaussian"``.
@@ -308,6 +309,8 @@ class VAETransformer(BaseAutoencoder):
         check_is_fitted(self)
         if isinstance(n_draws, bool) or not isinstance(n_draws, numbers.Integral) or n_draws < 1:
             raise ValueError(f"n_draws must be a positive integer; got {n_draws!r}.")
+        # Each row's log-weights are held until their logsumexp (float32, one row at least).
+        _check_fits_in_memory("n_draws", n_draws, n_draws * 4)
         X = self._validate_scored(X)
         return self._map(
             "importance_weighted_bound",
@@ -342,6 +345,9 @@ class VAETransformer(BaseAutoencoder):
             or n_samples < 1
         ):
             raise ValueError(f"n_samples must be a positive integer; got {n_samples!r}.")
+        _check_fits_in_memory(
+            "n_samples", n_samples, n_samples * (self._n_features_out + self.n_features_in_) * 8
+        )
         generator = self._generator(random_state, torch.device("cpu"))
         codes = torch.randn((n_samples, self._n_features_out), generator=generator)
         return self._map("decode", codes.double().numpy(), self.n_features_in_)
@@ -349,6 +355,16 @@ class VAETransformer(BaseAutoencoder):
     @staticmethod
     def _generator(random_state, device):
         return seeded_generator(seeds(random_state, 1)[0], device=device)
+
+
+def _check_fits_in_memory(name, value, needed):
+    """Raise a ValueError naming ``name`` when ``needed`` bytes exceed the memory available."""
+    available = available_memory()
+    if needed > available:
+        raise ValueError(
+            f"{name}={value!r} needs {needed / 2**30:.3g} GiB, more than the "
+            f"{available / 2**30:.3g} GiB of memory available; ask for fewer."
+        )
 
 
 VAETransformer.__doc__ = with_shared_descriptions(

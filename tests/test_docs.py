@@ -3,6 +3,8 @@
 import importlib
 import inspect
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import skae
@@ -41,3 +43,17 @@ def test_every_public_name_has_a_page_in_the_api_reference():
     }
     assert expected - listed == set(), "missing from docs/api.rst"
     assert listed - expected == set(), "listed in docs/api.rst but not public"
+
+
+def test_the_readme_clone_folder_does_not_shadow_the_installed_package(tmp_path):
+    # The README's clone, as git makes it, with Python run from the folder above.
+    readme = (API_PAGE.parents[1] / "README.md").read_text()
+    folder = re.search(r"git clone <this repository> (\S+) && cd \1", readme).group(1)
+    (tmp_path / folder / "skae").mkdir(parents=True)
+    (tmp_path / folder / "skae" / "__init__.py").write_text("")
+    code = "import skae; print(skae.AutoencoderTransformer.__name__)"
+    run = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "AutoencoderTransformer"

@@ -1,6 +1,7 @@
 """Data on disk or in a cluster: memmap, HDF5, zarr and dask arrays, in memory or streamed."""
 
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -365,3 +366,30 @@ def test_the_path_a_fit_took_is_an_attribute_and_verbose_says_it(tmp_path, data,
     assert "in blocks of 100 rows" in capsys.readouterr().out
     streamed.save(tmp_path / "model.skae")
     assert skae.load(tmp_path / "model.skae").stream_block_rows_ == 100
+
+
+def test_an_hdf5_file_closed_during_a_fit_is_a_clear_error_and_the_model_is_kept(
+    tmp_path, data, monkeypatch
+):
+    model = AutoencoderTransformer(**FAST).fit(data)
+    codes = model.transform(data)
+    dataset = as_hdf5(data, tmp_path)
+    read = ArrayReader.read_with_sums
+
+    def read_then_close_the_file(reader, start, stop):
+        block = read(reader, start, stop)
+        dataset.file.close()
+        return block
+
+    monkeypatch.setattr(ArrayReader, "read_with_sums", read_then_close_the_file)
+    with skae.config_context(**STREAM), pytest.raises(ValueError) as raised:
+        model.partial_fit(dataset)
+    assert isinstance(raised.value, OSError)  # an I/O failure too
+    assert re.match(r"Reading rows \d+:\d+ of X \(Dataset\) failed: .*closed", str(raised.value))
+    assert_array_equal(model.transform(data), codes)
+
+
+def test_float64_values_whose_sums_overflow_are_a_clear_error(tmp_path):
+    X = np.full((4, 3), 1e308)
+    with pytest.raises(ValueError, match=r"holds values up to 1e\+308 in magnitude, too large"):
+        ArrayReader(as_memmap(X, tmp_path)).read(0, 4)

@@ -9,7 +9,9 @@ warm-up, ``sample`` and ``iwae_log_likelihood``).
 
 import copy
 import re
+import threading
 import warnings
+from fractions import Fraction
 
 import numpy as np
 import pandas as pd
@@ -1103,3 +1105,105 @@ def test_the_training_summary_of_large_data_reads_a_bounded_spread_sample(make_e
     error = np.mean((estimator.inverse_transform(estimator.transform(X)) - X) ** 2)
     r2 = 1 - error / X.var(axis=0).mean()
     assert estimator.reconstruction_r2_ == pytest.approx(r2, abs=0.02)
+
+
+# ------------------------------------------------------------ under attack
+
+
+def test_partial_fits_from_two_threads_lose_no_update(make_estimator, digits_X):
+    estimator = make_estimator().partial_fit(digits_X)
+    barrier = threading.Barrier(2)
+
+    def one_more_epoch():
+        barrier.wait()
+        estimator.partial_fit(digits_X)
+
+    threads = [threading.Thread(target=one_more_epoch) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert estimator.n_iter_ == 3
+    assert estimator.n_samples_seen_ == 3 * len(digits_X)
+    assert len(estimator.loss_curve_) == 3
+
+
+def test_a_save_during_a_fit_in_another_thread_writes_one_whole_model(
+    make_estimator, digits_X, tmp_path
+):
+    estimator = make_estimator(warm_start=True, max_epochs=20).fit(digits_X)
+    fitting = threading.Thread(target=estimator.fit, args=(digits_X,))
+    fitting.start()
+    estimator.save(tmp_path / "model.skae")
+    fitting.join()
+
+    loaded = skae.load(tmp_path / "model.skae")
+    assert loaded.n_iter_ in (20, 40)
+    assert len(loaded.loss_curve_) == loaded.n_iter_
+
+
+@pytest.mark.parametrize("value", [3e38, -3e38, 1e30])
+def test_finite_float32_rows_near_the_limit_give_finite_codes_or_a_clear_error(
+    make_estimator, digits_X, value
+):
+    estimator = make_estimator().fit(digits_X.astype(np.float32))
+    rows = np.full((2, digits_X.shape[1]), value, dtype=np.float32)
+    try:
+        codes = estimator.transform(rows)
+    except ValueError as error:
+        assert "too large for the network" in str(error)
+    else:
+        assert codes.dtype == np.float32
+        assert np.isfinite(codes).all()
+        # Computed as float64 rows are, then rounded.
+        assert_allclose(codes, estimator.transform(rows.astype(np.float64)), rtol=1e-5)
+
+
+def test_outputs_that_overflow_are_a_clear_error_never_nan(make_estimator, digits_X, tmp_path):
+    estimator = make_estimator().fit(digits_X - 0.5)  # a linear output: unbounded
+    rows = np.full((2, digits_X.shape[1]), 1e308)
+    for method in (estimator.transform, estimator.score_samples):
+        with pytest.raises(ValueError, match=r"of rows 0, 1 of X are not finite in float64"):
+            method(rows)
+    np.save(tmp_path / "X.npy", rows)
+    with pytest.raises(ValueError, match="too large to compute with"):
+        estimator.transform(np.load(tmp_path / "X.npy", mmap_mode="r"))
+
+
+@pytest.mark.parametrize("neighbor_weight", [0.0, 1.0])
+def test_fit_transform_of_a_float32_dataframe_is_float32(make_estimator, digits_X, neighbor_weight):
+    frame = pd.DataFrame(digits_X[:80].astype(np.float32))
+    codes = make_estimator(neighbor_weight=neighbor_weight, n_neighbors=5).fit_transform(frame)
+    assert codes.dtype == np.float32
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"learning_rate": Fraction(1, 1000)}, "'learning_rate' parameter .* int or a float"),
+        ({"n_components": 10**30}, "'n_components' parameter .* at most 9223372036854775807"),
+        ({"max_epochs": 2**64}, "'max_epochs' parameter .* at most"),
+        ({"n_components": 10**13}, r"n_components=10000000000000 .* GiB to train: more than"),
+        ({"hidden_layer_sizes": (10**8, 10**8)}, r"at least [\d,]+ weights, .* GiB to train"),
+    ],
+)
+def test_absurd_numbers_are_a_clear_error_and_change_nothing(
+    make_estimator, digits_X, params, message
+):
+    estimator = make_estimator().fit(digits_X)
+    codes = estimator.transform(digits_X)
+    estimator.set_params(**params)
+    for call in (estimator.fit, estimator.partial_fit):
+        with pytest.raises(ValueError, match=message):
+            call(digits_X)
+    assert_array_equal(estimator.transform(digits_X), codes)
+
+
+def test_a_text_column_is_named_with_the_estimator(make_estimator):
+    frame = pd.DataFrame({"length": [1.0, 2.0, 3.0], "species": ["setosa", "setosa", "virginica"]})
+    name = type(make_estimator()).__name__
+    with pytest.raises(ValueError, match=f"{name} needs numeric features, but column 'species'"):
+        make_estimator().fit(frame)
+    with pytest.raises(ValueError, match="column 1 of X holds 'x'"):
+        make_estimator().fit(np.array([[1.0, 2.0], [3.0, "x"]], dtype=object))

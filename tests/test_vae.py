@@ -148,6 +148,14 @@ def test_sample_rejects_bad_n_samples(make_vae, small_X, n_samples):
         vae.sample(n_samples)
 
 
+def test_sizes_beyond_the_memory_available_are_a_clear_error(make_vae, small_X):
+    vae = make_vae().fit(small_X)
+    with pytest.raises(ValueError, match=r"n_samples=1000000000000 needs .* GiB, more than"):
+        vae.sample(10**12)
+    with pytest.raises(ValueError, match=r"n_draws=1000000000000 needs .* GiB, more than"):
+        vae.iwae_log_likelihood(small_X[:2], n_draws=10**12)
+
+
 def test_sample_rejects_a_boolean_n_samples(make_vae, small_X):
     vae = make_vae().fit(small_X)
 
