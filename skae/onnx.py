@@ -35,6 +35,7 @@ import copy
 import inspect
 import io
 import logging
+import numbers
 import warnings
 
 import torch
@@ -145,9 +146,34 @@ def _shape_calculator(operator):
     estimator = operator.raw_operator
     estimator._fitted_network()  # raises NotFittedError
     inverse = _inverse(operator.scope_inst, estimator)
+    _check_input_width(estimator, operator.inputs[0].type.shape, inverse)
     width = estimator.n_features_in_ if inverse else estimator._state.spec.n_components
     n_samples = operator.inputs[0].get_first_dimension()
     operator.outputs[0].type = FloatTensorType([n_samples, width])
+
+
+def _check_input_width(estimator, shape, inverse):
+    """The input's shape in the graph (the example's, or in a Pipeline the previous
+    step's output) is rows of the width ``estimator`` takes, where it is known."""
+    name = type(estimator).__name__
+    if inverse:
+        expected, what = estimator._state.spec.n_components, f"{name}'s inverse_transform takes"
+        unit = "code values"
+    else:
+        expected, what = estimator.n_features_in_, f"{name} was fitted on"
+        unit = "features"
+    if shape is not None and len(shape) != 2:
+        raise ValueError(
+            f"{what} rows of {expected} {unit}; its input in the ONNX graph has shape "
+            f"{list(shape)}, not 2-D."
+        )
+    width = None if shape is None else shape[1]
+    if isinstance(width, numbers.Integral) and width != expected:
+        raise ValueError(
+            f"{what} {expected} {unit}; its input in the ONNX graph has {width} columns "
+            "(the width of the example given to to_onnx, or of the previous step's output "
+            "in a Pipeline)."
+        )
 
 
 def _inverse(options_holder, estimator):

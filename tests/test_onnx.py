@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
+from sklearn.decomposition import PCA
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
@@ -83,3 +84,26 @@ def test_unfitted_estimator_and_old_opsets_are_refused(X):
     estimator = small(AutoencoderTransformer).fit(X)
     with pytest.raises(ValueError, match="target_opset >= 18"):
         skl2onnx.to_onnx(estimator, X[:1], target_opset=15)
+
+
+def test_an_example_of_the_wrong_width_is_refused(X):
+    estimator = small(AutoencoderTransformer).fit(X)
+    with pytest.raises(ValueError, match="fitted on 64 features; .* has 10 columns"):
+        skl2onnx.to_onnx(estimator, X[:1, :10])
+    with pytest.raises(ValueError, match="rows of 64 features; .* shape \\[None\\], not 2-D"):
+        skl2onnx.to_onnx(estimator, X[0])
+    inverse = {id(estimator): {"inverse": True}}
+    with pytest.raises(ValueError, match="inverse_transform takes 3 code values; .* 64 columns"):
+        skl2onnx.to_onnx(estimator, X[:1], options=inverse)
+
+
+def test_in_a_pipeline_the_width_is_the_previous_steps_output(digits):
+    # PCA hands the autoencoder 10 columns of the 64 the pipeline takes.
+    X, y = digits[0].astype(np.float32), digits[1]
+    pipe = make_pipeline(PCA(n_components=10), small(VAETransformer), LogisticRegression())
+    pipe.fit(X, y)
+    assert pipe[1].n_features_in_ == 10
+    model = skl2onnx.to_onnx(pipe, X[:1], options={LogisticRegression: {"zipmap": False}})
+    labels, probabilities = run(model, X)
+    assert_allclose(probabilities, pipe.predict_proba(X), atol=TOLERANCE)
+    np.testing.assert_array_equal(labels, pipe.predict(X))
