@@ -431,14 +431,14 @@ class BaseAutoencoder(
         X_new : ndarray of shape (n_samples, n_components)
             Float32 for float32 input, else float64.
         """
-        dtype = self._fit_transform_fit(X)
+        dtype = self._fit_for_transform(X)
         embedding = self._state.embedding
         if embedding is None:
             return self.transform(X)
         return embedding.astype(dtype)
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def _fit_transform_fit(self, X):
+    def _fit_for_transform(self, X):
         """``fit(X)``, returning the dtype ``X`` was validated to (a DataFrame's too)."""
         return self._fit(X, partial=False)
 
