@@ -30,24 +30,59 @@ class FileContentError(ValueError):
     """A field of a model file is missing, of the wrong type or out of range."""
 
 
-def _finite_float(text):
-    value = float(text)
-    if not math.isfinite(value):
-        raise FileContentError(f"the number {text[:20]} is not finite")
-    return value
+class _Refused:
+    """A number JSON allows but a model file does not, kept until its field is known."""
+
+    __slots__ = ("problem",)
+
+    def __init__(self, problem):
+        self.problem = problem
+
+    def __repr__(self):
+        return f"<{self.problem}>"
 
 
-def _bounded_int(text):
-    if len(text.lstrip("-")) > 19:
-        raise FileContentError(f"the integer {text[:20]}... is out of range")
-    value = int(text)
-    if abs(value) > MAX_INT:
-        raise FileContentError(f"the integer {value} is out of range")
-    return value
+def _number_parsers(refused):
+    """JSON's number hooks: each number a file may not hold becomes a :class:`_Refused`
+    (appended to ``refused``), so that the error can name its field."""
+
+    def refuse(problem):
+        refused.append(_Refused(problem))
+        return refused[-1]
+
+    def finite_float(text):
+        value = float(text)
+        return value if math.isfinite(value) else refuse(f"the number {text[:20]} is not finite")
+
+    def bounded_int(text):
+        if len(text.lstrip("-")) > 19:  # never converted: int() of a huge text is slow
+            return refuse(f"the integer {text[:20]}... is out of range")
+        value = int(text)
+        if abs(value) > MAX_INT:
+            return refuse(f"the integer {value} is out of range (at most 2**62 in size)")
+        return value
+
+    def constant(name):
+        return refuse(f"{name} is not a finite number")
+
+    return {"parse_float": finite_float, "parse_int": bounded_int, "parse_constant": constant}
 
 
-def _no_constant(name):
-    raise FileContentError(f"{name} is not a finite number")
+def _path_to(target, tree, path=""):
+    """Where ``target`` lies in ``tree`` (``"a.b[2]"``), or None."""
+    if tree is target:
+        return path or "the top level"
+    if isinstance(tree, dict):
+        children = ((f"{path}.{key}" if path else str(key), value) for key, value in tree.items())
+    elif isinstance(tree, list):
+        children = ((f"{path}[{index}]", value) for index, value in enumerate(tree))
+    else:
+        return None
+    for child_path, child in children:
+        found = _path_to(target, child, child_path)
+        if found is not None:
+            return found
+    return None
 
 
 def _nesting_depth(text):
@@ -73,7 +108,7 @@ def parse_json(text, what):
     Raises
     ------
     FileContentError
-        Naming ``what`` and the problem.
+        Naming ``what``, the field (for a number out of range) and the problem.
     """
     if not isinstance(text, str):
         raise FileContentError(f"{what} is missing")
@@ -84,17 +119,15 @@ def parse_json(text, what):
     depth = _nesting_depth(text)
     if depth > MAX_DEPTH:
         raise FileContentError(f"{what} nests {depth} levels deep (at most {MAX_DEPTH})")
+    refused = []
     try:
-        return json.loads(
-            text,
-            parse_float=_finite_float,
-            parse_int=_bounded_int,
-            parse_constant=_no_constant,
-        )
-    except FileContentError as error:
-        raise FileContentError(f"{what}: {error}") from None
+        document = json.loads(text, **_number_parsers(refused))
     except ValueError as error:
         raise FileContentError(f"{what} is not valid JSON ({error})") from None
+    if refused:  # nesting is bounded: the search recurses MAX_DEPTH levels at most
+        where = _path_to(refused[0], document) or "a field overwritten by its duplicate"
+        raise FileContentError(f"{what}: {where[:200]}: {refused[0].problem}")
+    return document
 
 
 # ------------------------------------------------------------------ fields
@@ -181,7 +214,14 @@ def check_key(key):
 
 
 def _key_bytes(key):
-    data = key.encode() if isinstance(key, str) else key
+    data = key
+    if isinstance(key, str):
+        try:
+            data = key.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(
+                f"key must be encodable as UTF-8; got a str holding a lone surrogate: {key!r:.40}."
+            ) from None
     if isinstance(data, (bytes, bytearray)) and len(data) > 0:
         return bytes(data)
     raise ValueError(f"key must be a non-empty str or bytes; got {key!r:.40}.")

@@ -53,9 +53,10 @@ def load(
     Raises
     ------
     ValueError
-        When the file is not a skae model file, is of an unknown format
-        version, is truncated, corrupted or inconsistent, or does not match
-        ``key``.
+        When the path is not a regular file (a folder, a FIFO, a device),
+        or the file is not a skae model file, is of an unknown format
+        version, is truncated, corrupted or inconsistent (naming the field),
+        or does not match ``key``.
     OSError
         When the file cannot be read (``FileNotFoundError`` when missing).
     """

@@ -16,13 +16,26 @@ Loading parses JSON and tensor bytes only, never a pickle, and checks the
 whole file against itself before building anything: every field's type and
 range, the network's tensors against the network the header describes (its
 shapes found on PyTorch's "meta" device, where nothing is allocated), the
-optimiser's state against the optimiser it names. Whatever is wrong is a
-``ValueError`` naming the field.
+optimiser's state against the optimiser it names, the parameters against
+the network built from them, a map against the rows seen. Whatever is
+wrong is a ``ValueError`` naming the field. Only a regular file is opened
+(a FIFO would wait for a writer).
+
+Saving writes a temporary file of its own beside the target, flushed to
+disk, then renames it over the target: concurrent saves to one path leave
+one of them whole, never a mix.
 """
 
+import collections
 import collections.abc
+import contextlib
+import dataclasses
+import errno
 import json
+import math
 import os
+import secrets
+import stat
 from typing import NamedTuple
 
 import numpy as np
@@ -138,16 +151,28 @@ def _random_state(values):
 # ------------------------------------------------------------------- save
 
 
-def save_model(saved, path, key=None):
-    """Write ``saved`` (a :class:`SavedModel`) to ``path`` (see ``BaseAutoencoder.save``)."""
+def save_model(saved, path, key=None, plan_for=None):
+    """Write ``saved`` (a :class:`SavedModel`) to ``path`` (see ``BaseAutoencoder.save``).
+
+    ``plan_for`` (see :func:`read_file`), when given, checks first that the
+    parameters still describe the fitted network, as loading the file will:
+    a file is one consistent model, never one that ``load`` refuses.
+    """
     check_key(key)
+    if plan_for is not None:
+        changed = _changed_parameters(plan_for(saved.class_name, saved.params), saved.state.spec)
+        if changed:
+            raise ValueError(
+                f"Cannot save: {'; '.join(changed)}. Set the parameters back, or fit "
+                "again, so that the file describes one model."
+            )
     path = os.fsdecode(os.fspath(path))
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise FileNotFoundError(
             f"Cannot save to {path!r}: the folder {directory!r} does not exist."
         )
-    _write_atomically(path, model_bytes(saved, key))
+    _write_atomically(path, model_bytes(saved, key), directory)
 
 
 def model_bytes(saved, key=None):
@@ -197,22 +222,58 @@ def model_bytes(saved, key=None):
     return save(tensors, metadata=metadata)
 
 
-def _write_atomically(path, data):
-    """Write ``data`` to ``path`` through a temporary file beside it.
+def _write_atomically(path, data, directory):
+    """Write ``data`` to ``path`` (in ``directory``) through a temporary file beside it.
 
-    A crash mid-write leaves the old file (or none), never a truncated one;
-    the file is created by ``open``, so it gets the user's umask (0644 under
-    022), where safetensors' own writer made every file 0600.
+    Each call has its own temporary (threads and processes saving to one
+    path never share one), flushed to disk before it replaces ``path``, and
+    the folder's entry is flushed after: a crash or a failure at any point
+    leaves the old file (or none), never a truncated one, and no temporary.
+    The file is created with mode 0666 less the user's umask (0644 under
+    022), as ``open`` creates files; safetensors' own writer made them 0600.
     """
-    temporary = f"{path}.{os.getpid()}.tmp"
+    descriptor, temporary = _new_temporary(path, directory)
     try:
-        with open(temporary, "wb") as file:
+        with open(descriptor, "wb") as file:
             file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
         os.replace(temporary, path)
     except BaseException:
-        if os.path.exists(temporary):
+        with contextlib.suppress(OSError):  # the error that brought us here is the one to report
             os.remove(temporary)
         raise
+    _sync_directory(directory)
+
+
+def _new_temporary(path, directory):
+    """A new file beside ``path`` with a name no other call uses: ``(descriptor, name)``."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    stem = os.path.basename(path)[:200]  # with the suffix, within any system's name limit
+    for _ in range(100):
+        name = os.path.join(directory, f"{stem}.{secrets.token_hex(8)}.tmp")
+        try:
+            return os.open(name, flags, 0o666), name  # 0666 less the umask
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no unused temporary name beside the file", path)
+
+
+def _sync_directory(directory):
+    """Flush ``directory``'s entries to disk, where the system can (not on Windows)."""
+    if os.name == "nt":  # a folder cannot be opened there; NTFS journals renames
+        return
+    try:
+        descriptor = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except PermissionError:  # a folder we may write in but not read: the file is saved
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError as error:
+        if error.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
+            raise  # some file systems cannot sync a folder; other errors are real
+    finally:
+        os.close(descriptor)
 
 
 # Formats 2 and 3 saved the model's settings besides its shape as
@@ -285,10 +346,25 @@ def _legacy_objective(attributes, planned):
 # ------------------------------------------------------------------- load
 
 
+_FILE_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
 def _read(path):
     """The tensors and metadata of the file at ``path``, unchecked."""
     from safetensors import safe_open
 
+    # Opening a FIFO waits for a writer, and a device may never end: only a
+    # regular file is opened (a link is followed to what it names).
+    mode = os.stat(path).st_mode
+    if not stat.S_ISREG(mode):
+        kind = next((name for test, name in _FILE_KINDS if test(mode)), "not a file")
+        raise ValueError(f"{path!r} is not a regular file ({kind}): not a skae model file.")
     try:
         with safe_open(path, framework="pt", device="cpu") as file:
             metadata = file.metadata() or {}
@@ -362,22 +438,43 @@ def read_bytes(data, plan_for, device=None):
 
     target = resolve_device("cpu" if device is None else device)
     where = "the saved estimator"
+    data = _file_bytes(data, where)
     try:
-        data = bytes(data)
         tensors = load_tensors(data)
         header = json.loads(data[8 : 8 + int.from_bytes(data[:8], "little")])
         metadata = header.get("__metadata__") or {}
     except (SafetensorError, ValueError, TypeError, AttributeError) as error:
         raise ValueError(f"{where} is not a skae model, or is corrupted ({error}).") from None
-    return _loaded(where, tensors, metadata, None, target, plan_for)
+    return _loaded(where, tensors, metadata, None, target, plan_for, same_params=False)
 
 
-def _loaded(path, tensors, metadata, key, target, plan_for):
-    """The model of a file's ``tensors`` and ``metadata``, checked, on ``target``."""
+def _file_bytes(data, where):
+    """``data`` (bytes, or a 1-D uint8 array as a pickled state holds them) as bytes."""
+    if isinstance(data, np.ndarray) and data.dtype == np.uint8 and data.ndim == 1:
+        return data.tobytes()
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return bytes(data)
+    found = (
+        f"an array of {data.dtype} of shape {data.shape}"
+        if isinstance(data, np.ndarray)
+        else f"a {type(data).__name__}"
+    )
+    raise ValueError(
+        f"{where} must be the bytes of a skae file (bytes or a 1-D uint8 array); got {found}."
+    )
+
+
+def _loaded(path, tensors, metadata, key, target, plan_for, same_params=True):
+    """The model of a file's ``tensors`` and ``metadata``, checked, on ``target``.
+
+    ``same_params``: whether the parameters must describe the saved network
+    (a file's must; a pickled estimator's may have been set after its fit).
+    """
     _check_integrity(path, metadata, tensors, key)
     try:
         document = parse_json(metadata.get("estimator"), "the model description")
-        saved = _saved_model(document, tensors, plan_for, int(metadata["format_version"]))
+        version = int(metadata["format_version"])
+        saved = _saved_model(document, tensors, plan_for, version, same_params)
     except (FileContentError, KeyError, TypeError, ValueError, OverflowError) as error:
         raise ValueError(f"{path!r} holds an invalid skae model description ({error}).") from None
     saved.state.place(target)
@@ -407,7 +504,7 @@ _DOCUMENT_FIELDS = (
 )
 
 
-def _saved_model(document, tensors, plan_for, version):
+def _saved_model(document, tensors, plan_for, version, same_params):
     """The :class:`SavedModel` that ``document`` and ``tensors`` describe, checked."""
     only_keys(document, _DOCUMENT_FIELDS, "the description")
     settings = "objective" if version >= 4 else "model_attributes"
@@ -418,16 +515,19 @@ def _saved_model(document, tensors, plan_for, version):
         raise FileContentError(f"unknown estimator {name!r:.60}")
     params = _decoded_object(field(document, "params"), "params")
     plan = _checked_plan(plan_for, name, params)
-    spec = _checked_spec(plan_for, name, _decoded_object(field(document, "spec"), "spec"))
-    n_features = spec.n_features
-    if integer(field(document, "n_features_in"), "n_features_in", 1) != n_features:
-        raise FileContentError("n_features_in does not match the network")
+    n_features = integer(field(document, "n_features_in"), "n_features_in", 1)
+    described = _decoded_object(field(document, "spec"), "spec")
+    spec, built_for = _checked_spec(plan_for, name, described, n_features, tensors)
+    # Pickles are written in format 4: an older one's parameters are the file's.
+    changed = _changed_parameters(plan, spec) if same_params or version < 4 else []
+    if changed:
+        raise FileContentError(f"{changed[0]}: the file contradicts itself")
     counts = _checked_counts(document, n_features)  # bounds n_features by the file's size
     unknown = [t for t in tensors if not t.startswith((_NETWORK, _OPTIMIZER)) and t != _EMBEDDING]
     if unknown:
         raise FileContentError(f"unknown tensors {sorted(unknown)[:5]}")
     if version >= 4:
-        objective = _checked_objective(document["objective"], plan.objective)
+        objective = _checked_objective(document["objective"], built_for.objective)
     else:
         objective = _legacy_objective(document["model_attributes"], plan.objective)
     network = _network(spec, objective, tensors)
@@ -440,42 +540,91 @@ def _saved_model(document, tensors, plan_for, version):
         **_checked_optimizer(document, network, tensors),
         **curves,
         **counts,
-        embedding=_checked_embedding(tensors.get(_EMBEDDING), spec),
+        embedding=_checked_embedding(
+            tensors.get(_EMBEDDING), spec, objective, counts["n_samples_seen"]
+        ),
     )
-    names = field(document, "feature_names_in")
-    if names is not None:
-        if not isinstance(names, list) or len(names) != n_features:
-            raise FileContentError("feature_names_in does not match the network")
-        if not all(isinstance(name, str) for name in names):
-            raise FileContentError("feature_names_in must be strings")
-        names = np.asarray(names, dtype=object)
+    names = _checked_names(field(document, "feature_names_in"), n_features)
     return SavedModel(name, params, n_features, names, state)
 
 
-def _checked_embedding(tensor, spec):
-    """The saved map of the fitted rows (or None), checked: float32, one code per row."""
+def _changed_parameters(plan, spec):
+    """What in the parameters' ``plan`` differs from the network ``spec`` was built
+    with: one sentence per parameter (none when they describe the same network)."""
+    requested = plan.network.output_activation
+    output = spec.output_activation if requested == "auto" else requested
+    planned = dataclasses.replace(
+        plan.network, n_features=spec.n_features, output_activation=output
+    )
+    changed = []
+    for name in spec.changes_from(planned):
+        if name in dict(spec.objective):
+            mine, built = dict(planned.objective)[name], dict(spec.objective)[name]
+        else:
+            mine, built = getattr(planned, name), getattr(spec, name)
+        changed.append(
+            f"params.{name} is {mine!r:.60}, but the network was built with {built!r:.60}"
+        )
+    return changed
+
+
+def _checked_names(names, n_features):
+    """``feature_names_in`` (or None) as ``fit`` makes them: distinct strings, one a feature."""
+    if names is None:
+        return None
+    if not isinstance(names, list) or len(names) != n_features:
+        raise FileContentError("feature_names_in does not match the network")
+    if not all(isinstance(name, str) for name in names):
+        raise FileContentError("feature_names_in must be strings")
+    if len(set(names)) != len(names):
+        twice = next(name for name, count in collections.Counter(names).items() if count > 1)
+        raise FileContentError(
+            f"feature_names_in holds {twice!r:.60} more than once (fit refuses such names)"
+        )
+    return np.asarray(names, dtype=object)
+
+
+def _checked_embedding(tensor, spec, objective, n_samples_seen):
+    """The saved map of the last call's rows (or None), checked: float32, one code per row.
+
+    Only a fit with the neighbour term keeps a map, of every row of its call:
+    more than ``n_neighbors`` (its graph needs them), at most all rows seen.
+    """
     if tensor is None:
         return None
+    if not objective.neighbors:
+        raise FileContentError(
+            "the embedding (fitted.embedding) is saved, but the objective has no neighbour "
+            "term (objective.neighbors is 0)"
+        )
     if tensor.dtype != torch.float32 or tensor.ndim != 2 or tensor.shape[1] != spec.n_components:
         raise FileContentError(
             f"the embedding must be float32 of {spec.n_components} columns; got "
             f"{tensor.dtype} of shape {tuple(tensor.shape)}"
+        )
+    rows = tensor.shape[0]
+    if not objective.n_neighbors < rows <= n_samples_seen:
+        raise FileContentError(
+            f"the embedding has {rows} rows; a map holds the rows of the last fitting call: "
+            f"more than objective.n_neighbors ({objective.n_neighbors}), at most "
+            f"n_samples_seen ({n_samples_seen})"
         )
     if not bool(torch.isfinite(tensor).all()):
         raise FileContentError("the embedding holds values that are not finite")
     return tensor.numpy().copy()
 
 
-def _checked_objective(values, planned):
-    """The saved objective, each field checked; its reconstruction term is the model's."""
+def _checked_objective(values, built_for):
+    """The saved objective, each field checked; its reconstruction term is the network's
+    (``built_for``: the objective of the parameters the network was built with)."""
     try:
         objective = objective_from_dict(values)
     except ValueError as error:
         raise FileContentError(str(error)) from None
-    if objective.reconstruction != planned.reconstruction:
+    if objective.reconstruction != built_for.reconstruction:
         raise FileContentError(
             f"objective.reconstruction {objective.reconstruction!r} does not match the "
-            f"parameters' {planned.reconstruction!r}"
+            f"network's {built_for.reconstruction!r}"
         )
     return objective
 
@@ -494,14 +643,46 @@ def _checked_plan(plan_for, name, params):
     return plan
 
 
-def _checked_spec(plan_for, name, values):
-    """The network spec ``values`` describe, checked by the parameters' own checks."""
+def _checked_spec(plan_for, name, values, n_features_in, tensors):
+    """The network spec ``values`` describe, checked by the parameters' own checks,
+    and the plan of the parameters it stands for.
+
+    Its sizes are bounded by the file: the weights it describes must be
+    there (before anything is built, even on the meta device).
+    """
+    n_features, objective = _spec_fields(values)
+    if n_features != n_features_in:
+        raise FileContentError("n_features_in does not match the network")
+    shaping = {n: v for n, v in values.items() if n not in ("n_features", "objective")}
+    shaping["conv_channels"] = shaping["conv_channels"] or (1,)  # None for dense networks
+    probe = _checked_plan(plan_for, name, {**shaping, **dict(objective)})
+    # Not for_data, whose memory check is for training: a saved network is
+    # in memory already, and loads for transform on a smaller machine.
+    spec = dataclasses.replace(
+        probe.network, n_features=n_features, output_activation=values["output_activation"]
+    )
+    held = sum(t.numel() for k, t in tensors.items() if k.startswith(_NETWORK))
+    if spec.weight_count() > held:
+        raise FileContentError(
+            f"spec does not match the saved network: it describes at least "
+            f"{spec.weight_count():,} weights, the file holds {held:,}"
+        )
+    if spec.input_shape is not None and math.prod(spec.input_shape) != n_features:
+        raise FileContentError(
+            f"spec.input_shape {spec.input_shape} does not hold spec.n_features={n_features}"
+        )
+    if spec != NetworkSpec.from_dict(values):
+        raise FileContentError("spec is inconsistent (e.g. input_shape without conv)")
+    return spec, probe
+
+
+def _spec_fields(values):
+    """``spec``'s ``n_features`` and ``objective``, after checking its fields' names."""
     fields = NetworkSpec.__dataclass_fields__
     only_keys(values, fields, "spec")
     missing = sorted(set(fields) - set(values))
     if missing:
         raise FileContentError(f"spec has no {missing}")
-    n_features = integer(values["n_features"], "spec.n_features", 1)
     objective = values["objective"]
     if not (
         isinstance(objective, list)
@@ -513,13 +694,7 @@ def _checked_spec(plan_for, name, values):
         raise FileContentError("spec.objective must name the loss or the likelihood")
     if values["output_activation"] not in OUTPUT_ACTIVATIONS:
         raise FileContentError(f"spec.output_activation must be one of {OUTPUT_ACTIVATIONS}")
-    shaping = {n: v for n, v in values.items() if n not in ("n_features", "objective")}
-    shaping["conv_channels"] = shaping["conv_channels"] or (1,)  # None for dense networks
-    probe = _checked_plan(plan_for, name, {**shaping, **dict(objective)})
-    spec = probe.network.for_data(n_features, values["output_activation"])
-    if spec != NetworkSpec.from_dict(values):
-        raise FileContentError("spec is inconsistent (e.g. input_shape without conv)")
-    return spec
+    return integer(values["n_features"], "spec.n_features", 1), objective
 
 
 def _checked_counts(document, n_features):

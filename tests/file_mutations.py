@@ -14,6 +14,10 @@ by ``tests/test_persistence_fuzz.py``) and the long run
   ``partial_fit`` and saves without any other exception (a
   ``DivergenceError`` is a clear error too). A crash of the process
   fails both: run these in a subprocess.
+
+:data:`CONTRADICTIONS` are edits of the second kind whose file, though
+resealed, contradicts itself (parameters that are not the network's, a map
+of rows that were never seen): ``load`` must refuse them.
 """
 
 import json
@@ -53,18 +57,27 @@ MODELS = {
 }
 
 
+# A model with the neighbour objective, which keeps a map of its rows: for
+# the contradictions, which its embedding can hold.
+MAP_MODELS = {
+    "autoencoder_map": lambda: AutoencoderTransformer(
+        hidden_layer_sizes=(8,), n_components=2, neighbor_weight=1.0, **FAST
+    ),
+}
+
+
 def data():
     """100 digits scaled to [0, 1]: what every model here is fitted on."""
     return load_digits().data[:100] / 16.0
 
 
-def write_models(directory):
-    """Fit and save each of :data:`MODELS` into ``directory``; return ``{name: path}``."""
+def write_models(directory, models=MODELS):
+    """Fit and save each of ``models`` into ``directory``; return ``{name: path}``."""
     X = data()
     paths = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for name, make in MODELS.items():
+        for name, make in models.items():
             paths[name] = os.path.join(directory, f"{name}.skae")
             make().fit(X).save(paths[name])
     return paths
@@ -237,6 +250,80 @@ def edit_tensors(tensors, name, how):
     elif how == "five":
         tensors[name] = torch.ones(5, dtype=tensor.dtype)
     return tensors
+
+
+# --------------------------------------------------------- contradictions
+
+
+def _changed_size(sizes):
+    """An encoded tuple of sizes (``{"__tuple__": [...]}``) with its first size doubled."""
+    first, *rest = sizes["__tuple__"]
+    return {"__tuple__": [2 * first, *rest]}
+
+
+def _other_activation(document):
+    return "tanh" if document["spec"]["activation"] != "tanh" else "relu"
+
+
+def _map_of(rows):
+    """A map of ``rows`` rows, for a model that keeps one."""
+
+    def change(tensors, document):
+        if not document["objective"]["neighbors"]:
+            return False
+        tensors["fitted.embedding"] = torch.zeros((rows, document["spec"]["n_components"]))
+        return True
+
+    return change
+
+
+def _map_without_its_term(tensors, document):
+    if document["objective"]["neighbors"]:
+        document["objective"]["neighbors"] = 0.0
+    else:
+        rows = document["n_samples_seen"]
+        tensors["fitted.embedding"] = torch.zeros((rows, document["spec"]["n_components"]))
+    return True
+
+
+def _duplicate_names(tensors, document):
+    document["feature_names_in"] = ["same"] * document["n_features_in"]
+    return True
+
+
+def _parameter(name, value_of):
+    """Set parameter ``name`` to ``value_of(document)``."""
+
+    def change(tensors, document):
+        document["params"][name] = value_of(document)
+        return True
+
+    return change
+
+
+# name -> change(tensors, document), in place; returns False where it does not apply.
+CONTRADICTIONS = {
+    "params.hidden_layer_sizes": _parameter(
+        "hidden_layer_sizes", lambda d: _changed_size(d["spec"]["hidden_layer_sizes"])
+    ),
+    "params.n_components": _parameter("n_components", lambda d: d["spec"]["n_components"] + 1),
+    "params.activation": _parameter("activation", _other_activation),
+    "embedding of 0 rows": _map_of(0),
+    "embedding of 5 rows": _map_of(5),
+    "embedding of 100,000 rows": _map_of(100_000),
+    "embedding without the neighbour term": _map_without_its_term,
+    "duplicate feature_names_in": _duplicate_names,
+}
+
+
+def contradicted(parts, name):
+    """``(metadata, tensors, document)`` with :data:`CONTRADICTIONS` ``[name]`` applied,
+    or None where it does not apply."""
+    metadata, tensors, document = parts
+    tensors, document = dict(tensors), json.loads(json.dumps(document))
+    if not CONTRADICTIONS[name](tensors, document):
+        return None
+    return metadata, tensors, document
 
 
 # ------------------------------------------------------------------- rule

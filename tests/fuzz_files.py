@@ -11,11 +11,14 @@ import os
 
 import pytest
 from file_mutations import (
+    CONTRADICTIONS,
+    MAP_MODELS,
     MODELS,
     REPLACEMENTS,
     TENSOR_EDITS,
     add_json_field,
     behaviour_of,
+    contradicted,
     data,
     edit_json,
     edit_tensors,
@@ -56,6 +59,13 @@ def originals(tmp_path_factory):
         }
         for name, path in paths.items()
     }
+
+
+@pytest.fixture(scope="module")
+def map_parts(tmp_path_factory):
+    """The parts of each of MAP_MODELS' files."""
+    paths = write_models(tmp_path_factory.mktemp("maps"), MAP_MODELS)
+    return {name: read(path) for name, path in paths.items()}
 
 
 def check(path, X, behaviour=None):
@@ -147,3 +157,21 @@ def _at(document, path):
     for key in path:
         document = document[key]
     return document
+
+
+@pytest.mark.parametrize("contradiction", sorted(CONTRADICTIONS))
+def test_a_file_that_contradicts_itself_is_rejected(originals, map_parts, tmp_path, contradiction):
+    X, files = originals
+    parts = {**{name: file["parts"] for name, file in files.items()}, **map_parts}
+    applied = 0
+    for name in sorted(parts):
+        changed = contradicted(parts[name], contradiction)
+        if changed is None:
+            continue
+        metadata, tensors, document = changed
+        path = tmp_path / f"{name}.skae"
+        write(path, metadata, tensors, document)
+        result = outcome(path, X)
+        assert result.kind == "rejected", (name, result)
+        applied += 1
+    assert applied

@@ -811,3 +811,298 @@ def test_a_doctored_map_is_refused(tmp_path, make_estimator, small_X, change, me
     rewrite(path, change_tensors=change)
     with pytest.raises(ValueError, match=message):
         skae.load(path)
+
+
+# ------------------------------------------------ promises under attack
+
+
+def sealed_digest(data):
+    """The SHA-256 a skae file's header holds, after checking the whole file against it."""
+    from skae._loading import plan_for
+    from skae._persistence import read_bytes
+
+    read_bytes(data, plan_for)  # raises unless the file is whole and its digest fits
+    header = json.loads(data[8 : 8 + int.from_bytes(data[:8], "little")])
+    return header["__metadata__"]["sha256"]
+
+
+def test_concurrent_saves_to_one_path_always_leave_one_whole_model(tmp_path):
+    # A temporary named after the process (path.PID.tmp) was shared by its
+    # threads: one thread's replace moved another's half-written file into
+    # place, and the other's replace then failed with FileNotFoundError.
+    import threading
+
+    from skae._persistence import model_bytes
+
+    X = np.random.RandomState(0).uniform(size=(40, 6))
+    models = [
+        AutoencoderTransformer(
+            hidden_layer_sizes=(64,), max_epochs=1, device="cpu", random_state=seed
+        ).fit(X)
+        for seed in range(6)
+    ]
+    candidates = {sealed_digest(model_bytes(model._saved())) for model in models}
+    path = tmp_path / "shared.skae"
+    models[0].save(path)
+    start, errors, seen = threading.Barrier(len(models) + 1), [], []
+
+    def saving(model):
+        start.wait()
+        try:
+            for _ in range(30):
+                model.save(path)
+        except Exception as error:  # noqa: BLE001 - what the test counts
+            errors.append(error)
+
+    def reading():
+        start.wait()
+        while any(thread.is_alive() for thread in writers):
+            try:
+                seen.append(sealed_digest(path.read_bytes()) in candidates)
+            except (OSError, ValueError) as error:
+                seen.append(error)
+
+    writers = [threading.Thread(target=saving, args=(model,)) for model in models]
+    reader = threading.Thread(target=reading)
+    for thread in [*writers, reader]:
+        thread.start()
+    for thread in [*writers, reader]:
+        thread.join()
+
+    assert errors == []
+    assert seen and all(found is True for found in seen), seen  # never a half-written file
+    assert sealed_digest(path.read_bytes()) in candidates
+    assert [p.name for p in tmp_path.iterdir()] == ["shared.skae"]  # no temporaries left
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporary(saved, monkeypatch):
+    estimator, path = saved
+    before = path.read_bytes()
+
+    def no_space(descriptor):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", no_space)
+    with pytest.raises(OSError, match="No space"):
+        estimator.save(path)
+    assert path.read_bytes() == before
+    assert [p.name for p in path.parent.iterdir()] == [path.name]
+
+
+def test_a_save_is_flushed_to_disk_before_it_replaces_the_file(saved, monkeypatch):
+    estimator, path = saved
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: events.append("fsync") or real_fsync(fd))
+    monkeypatch.setattr(os, "replace", lambda *a: events.append("replace") or real_replace(*a))
+
+    estimator.save(path)
+
+    assert events[:2] == ["fsync", "replace"]  # the file's data, then the rename
+    if os.name == "posix":
+        assert events[2:] == ["fsync"]  # then the folder's entry
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs os.mkfifo")
+def test_loading_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path):
+    import subprocess
+    import time
+
+    path = tmp_path / "model.skae"
+    os.mkfifo(path)
+    # The guard: a writer that opens the FIFO after 20 s, which ends a load
+    # waiting in open() (the wait holds the GIL: no thread of ours could).
+    writer = subprocess.Popen(["sh", "-c", 'sleep 20 && exec 3>"$0"', str(path)])
+    try:
+        started = time.perf_counter()
+        with pytest.raises(ValueError, match="not a regular file") as error:
+            skae.load(path)
+        assert time.perf_counter() - started < 10
+        assert str(path) in str(error.value)
+    finally:
+        writer.kill()
+        writer.wait()
+
+
+def test_loading_a_folder_is_a_value_error_naming_it(tmp_path):
+    with pytest.raises(ValueError, match="not a regular file"):
+        skae.load(tmp_path)
+
+
+def neighbor_file(tmp_path, **params):
+    """A 120-row fit with the neighbour objective, saved; returns (model, path)."""
+    X = np.random.RandomState(0).uniform(size=(120, 6))
+    model = AutoencoderTransformer(
+        hidden_layer_sizes=(8,),
+        n_components=2,
+        max_epochs=2,
+        device="cpu",
+        random_state=0,
+        neighbor_weight=1.0,
+        **params,
+    ).fit(X)
+    path = tmp_path / "map.skae"
+    model.save(path)
+    assert model.embedding_.shape == (120, 2)
+    return model, path
+
+
+def embedding_rows(rows):
+    def change(tensors):
+        tensors["fitted.embedding"] = torch.zeros((rows, 2), dtype=torch.float32)
+
+    return change
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (edit("params.hidden_layer_sizes", {"__tuple__": [16]}), "params.hidden_layer_sizes"),
+        (edit("params.n_components", 3), "params.n_components"),
+        (edit("params.activation", "tanh"), "params.activation"),
+        (edit("params.output_activation", "sigmoid"), "params.output_activation"),
+        (edit("feature_names_in", ["a", "b", "c", "d", "e", "a"]), "feature_names_in.*'a'"),
+    ],
+    ids=["hidden_layer_sizes", "n_components", "activation", "output_activation", "names"],
+)
+def test_a_description_that_contradicts_itself_is_refused(tmp_path, change, message):
+    _, path = fitted_file(tmp_path, output_activation="linear")
+    rewrite(path, change_metadata=edited_document(change))
+
+    with pytest.raises(ValueError, match=message):
+        skae.load(path)
+
+
+@pytest.mark.parametrize("rows", [0, 5, 15, 100_000])
+def test_a_map_of_more_rows_than_were_seen_or_too_few_is_refused(tmp_path, rows):
+    _, path = neighbor_file(tmp_path)
+    rewrite(path, change_tensors=embedding_rows(rows))
+
+    with pytest.raises(ValueError, match=f"embedding has {rows} rows"):
+        skae.load(path)
+
+
+def test_a_map_without_the_neighbour_term_is_refused(tmp_path):
+    _, path = fitted_file(tmp_path, n_components=2)
+    rewrite(path, change_tensors=embedding_rows(40))
+    with pytest.raises(ValueError, match="embedding.*no neighbour term"):
+        skae.load(path)
+
+    _, path = neighbor_file(tmp_path)
+    rewrite(path, change_metadata=edited_document(edit("objective.neighbors", 0.0)))
+    with pytest.raises(ValueError, match="embedding.*no neighbour term"):
+        skae.load(path)
+
+
+def test_a_map_of_the_last_partial_fit_call_loads(tmp_path):
+    model, path = neighbor_file(tmp_path, n_neighbors=5)
+    model.partial_fit(np.random.RandomState(1).uniform(size=(30, 6)))
+    model.save(path)
+
+    loaded = skae.load(path)
+
+    assert loaded.n_samples_seen_ == 150 and loaded.embedding_.shape == (30, 2)
+    assert_array_equal(loaded.embedding_, model.embedding_)
+
+
+def test_a_pickled_estimator_keeps_parameters_set_after_its_fit(tmp_path, small_X):
+    # A fitted estimator whose shaping parameters were changed (to be fitted
+    # again) is a state a pickle or a deep copy must carry as it is.
+    import copy
+
+    model = AutoencoderTransformer(
+        hidden_layer_sizes=(8,), max_epochs=1, device="cpu", random_state=0
+    ).fit(small_X)
+    model.set_params(hidden_layer_sizes=(4,), loss="bce")
+
+    for copied in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
+        assert copied.hidden_layer_sizes == (4,) and copied.loss == "bce"
+        assert_array_equal(copied.transform(small_X), model.transform(small_X))
+
+
+def test_save_refuses_parameters_that_no_longer_describe_the_network(tmp_path, small_X):
+    from skae._persistence import save_model
+
+    model = AutoencoderTransformer(
+        hidden_layer_sizes=(8,), max_epochs=1, device="cpu", random_state=0
+    ).fit(small_X)
+    model.set_params(hidden_layer_sizes=(4,))
+    path = tmp_path / "model.skae"
+
+    with pytest.raises(ValueError, match="hidden_layer_sizes"):
+        save_model(model._saved(), path, plan_for=model._plan_of_own_class)
+    assert not path.exists()
+
+
+@pytest.mark.xfail(
+    strict=True, reason="needs BaseAutoencoder.save to pass plan_for to save_model (issue 28)"
+)
+def test_an_estimator_changed_after_its_fit_is_not_saved_as_a_file_load_refuses(tmp_path, small_X):
+    model = AutoencoderTransformer(
+        hidden_layer_sizes=(8,), max_epochs=1, device="cpu", random_state=0
+    ).fit(small_X)
+    model.set_params(hidden_layer_sizes=(4,))
+
+    with pytest.raises(ValueError, match="hidden_layer_sizes"):
+        model.save(tmp_path / "model.skae")
+
+
+@pytest.mark.parametrize(
+    "old, new, message",
+    [
+        ('"n_samples_seen": 40', '"n_samples_seen": 9223372036854775808', "n_samples_seen"),
+        ('"n_iter": 2', '"n_iter": -9223372036854775809', "n_iter"),
+        ('"best_loss": ', '"best_loss": 1e400, "x": ', "best_loss"),
+        ('"mean": [', '"mean": [NaN, ', "mean\\[0\\]"),
+        ('"params": {', '"params": {"x": [1, {"y": Infinity}], ', "params.x\\[1\\].y"),
+    ],
+)
+def test_a_number_out_of_range_is_named_by_its_field(tmp_path, old, new, message):
+    _, path = fitted_file(tmp_path)
+
+    def replace(metadata):
+        assert old in metadata["estimator"]
+        metadata["estimator"] = metadata["estimator"].replace(old, new, 1)
+
+    rewrite(path, change_metadata=replace)
+    with pytest.raises(ValueError, match=message):
+        skae.load(path)
+
+
+def test_a_key_that_is_not_utf8_is_a_clear_error(tmp_path):
+    model, path = fitted_file(tmp_path)
+    with pytest.raises(ValueError, match="key must be encodable as UTF-8"):
+        model.save(path, key="\ud800")
+    with pytest.raises(ValueError, match="key must be encodable as UTF-8"):
+        skae.load(path, key="\ud800")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        "garbage",
+        12,
+        np.array(["a", "b"]),
+        np.array([1.5, 2.0]),
+        np.zeros((2, 2), dtype=np.uint8),
+        [300],
+    ],
+    ids=["str", "int", "str-array", "float-array", "2d", "list"],
+)
+def test_the_bytes_of_a_pickled_state_must_be_bytes(data):
+    from skae._loading import plan_for
+    from skae._persistence import read_bytes
+
+    with pytest.raises(ValueError, match="bytes of a skae file"):
+        read_bytes(data, plan_for)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="needs BaseAutoencoder.__setstate__ to pass _skae_file to read_bytes as it is",
+)
+def test_a_doctored_pickled_state_is_a_value_error_naming_it(saved):
+    estimator, _ = saved
+    state = estimator.__getstate__()
+    with pytest.raises(ValueError, match="bytes of a skae file"):
+        type(estimator).__new__(type(estimator)).__setstate__({**state, "_skae_file": "abc"})
