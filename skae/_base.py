@@ -633,7 +633,7 @@ class BaseAutoencoder(
         check_is_fitted(self)
         with _fitting_lock(self):  # a model that a fit in another thread is replacing
             saved = self._saved()
-        save_model(saved, path, key=key)
+        save_model(saved, path, key=key, plan_for=self._plan_of_own_class)
 
     # Pickle, joblib, copy and skops all go through these: a fitted model's
     # state travels as the bytes of its skae file (a numpy array), so that it
@@ -656,7 +656,6 @@ class BaseAutoencoder(
         data = state.pop(self._FILE_STATE, None)
         super().__setstate__(state)
         if data is not None:
-            data = np.asarray(data, dtype=np.uint8).tobytes()
             self._set_saved(read_bytes(data, self._plan_of_own_class))
 
     @classmethod

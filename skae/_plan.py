@@ -12,10 +12,6 @@ import dataclasses
 import math
 
 from ._objectives import Objective
-from ._readers import available_memory
-
-# Bytes training holds per weight: the weight, its gradient and two Adam moments.
-_TRAINING_BYTES_PER_WEIGHT = 16
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,33 +40,16 @@ class NetworkSpec:
     def for_data(self, n_features, output_activation):
         """This spec for ``n_features`` inputs and a resolved output activation.
 
-        Raises a ValueError when ``input_shape`` does not hold ``n_features``,
-        or when training the network would take more memory than is available.
+        Raises a ValueError when ``input_shape`` does not hold ``n_features``.
         """
         if self.input_shape is not None and math.prod(self.input_shape) != n_features:
             raise ValueError(
                 f"input_shape={self.input_shape} holds {math.prod(self.input_shape)} values "
                 f"per image, but X has {n_features} features."
             )
-        spec = dataclasses.replace(
+        return dataclasses.replace(
             self, n_features=int(n_features), output_activation=output_activation
         )
-        needed = spec.weight_count() * _TRAINING_BYTES_PER_WEIGHT
-        if needed > available_memory():
-            raise ValueError(
-                f"A network with n_components={self.n_components} and hidden_layer_sizes="
-                f"{self.hidden_layer_sizes} on {n_features} features has at least "
-                f"{spec.weight_count():,} weights, {needed / 2**30:.3g} GiB to train: more "
-                f"than the {available_memory() / 2**30:.3g} GiB of memory available."
-            )
-        return spec
-
-    def weight_count(self):
-        """A lower bound on the network's weights: its dense layers' matrices."""
-        sizes = (*self.hidden_layer_sizes, self.n_components)
-        if self.input_shape is None:
-            sizes = (self.n_features, *sizes)
-        return 2 * sum(a * b for a, b in zip(sizes, sizes[1:], strict=False))
 
     @property
     def conv(self):

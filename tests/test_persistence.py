@@ -1034,9 +1034,6 @@ def test_save_refuses_parameters_that_no_longer_describe_the_network(tmp_path, s
     assert not path.exists()
 
 
-@pytest.mark.xfail(
-    strict=True, reason="needs BaseAutoencoder.save to pass plan_for to save_model (issue 28)"
-)
 def test_an_estimator_changed_after_its_fit_is_not_saved_as_a_file_load_refuses(tmp_path, small_X):
     model = AutoencoderTransformer(
         hidden_layer_sizes=(8,), max_epochs=1, device="cpu", random_state=0
@@ -1097,10 +1094,6 @@ def test_the_bytes_of_a_pickled_state_must_be_bytes(data):
         read_bytes(data, plan_for)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs BaseAutoencoder.__setstate__ to pass _skae_file to read_bytes as it is",
-)
 def test_a_doctored_pickled_state_is_a_value_error_naming_it(saved):
     estimator, _ = saved
     state = estimator.__getstate__()

@@ -390,7 +390,7 @@ def test_methods_do_not_modify_their_input(make_estimator, small_X, kind):
 BAD_INPUTS = [
     pytest.param(np.full((10, 6), np.nan), "NaN", id="nan"),
     pytest.param(np.full((10, 6), np.inf), "infinity", id="inf"),
-    pytest.param(np.full((10, 6), "a"), "could not convert string to float", id="strings"),
+    pytest.param(np.full((10, 6), "a"), "needs numeric features, but column 0 of X holds .a.", id="strings"),
     pytest.param(np.empty((0, 6)), "0 sample", id="empty"),
     pytest.param(np.ones(6), "Expected 2D array, got 1D array", id="1d"),
 ]
@@ -1184,8 +1184,6 @@ def test_fit_transform_of_a_float32_dataframe_is_float32(make_estimator, digits_
         ({"learning_rate": Fraction(1, 1000)}, "'learning_rate' parameter .* int or a float"),
         ({"n_components": 10**30}, "'n_components' parameter .* at most 9223372036854775807"),
         ({"max_epochs": 2**64}, "'max_epochs' parameter .* at most"),
-        ({"n_components": 10**13}, r"n_components=10000000000000 .* GiB to train: more than"),
-        ({"hidden_layer_sizes": (10**8, 10**8)}, r"at least [\d,]+ weights, .* GiB to train"),
     ],
 )
 def test_absurd_numbers_are_a_clear_error_and_change_nothing(
