@@ -4,7 +4,10 @@ The evidence behind the rule in ``skae/_callbacks.py``: a fit that runs out
 of epochs warns (``ConvergenceWarning``) only when, over its last
 ``FAR_WINDOW`` epochs, its best training loss still fell by more than
 ``FAR_TRAINING_SHARE`` per epoch of all it had fallen since the first epoch
-(``recent_progress``). Whether more epochs would have helped is measured
+(``recent_progress``), and that fall is real against the curve's own noise:
+the least-squares slope of the window's losses lies more than
+``FAR_STANDARD_ERRORS`` standard errors below zero (``recent_trend``; both
+in ``far_from_converged``). Whether more epochs would have helped is measured
 directly: each configuration is fitted with ``max_epochs=n`` and again with
 ``max_epochs=2n``, both with ``n_iter_no_change=10**6`` so that the plateau
 rule never stops them early. The learning rate is constant, so the first
@@ -27,8 +30,10 @@ Configurations: digits, ``AutoencoderTransformer`` k=2, 5, 10 and
 Columns, each the median over seeds with the range in brackets:
 
 - ``progress %/epoch``: ``recent_progress(loss_curve_)`` of the n-epoch fit;
+- ``trend (SE)``: ``recent_trend(loss_curve_)``, the window's slope in its
+  standard errors (negative: falling);
 - ``warns``: n-epoch fits that raised the warning, out of the seeds (the JSON
-  also records whether ``progress > FAR_TRAINING_SHARE`` predicted it);
+  also records whether ``far_from_converged`` predicted it);
 - ``held-out gain %``: ``1 - mse(2n) / mse(n)``, the test reconstruction
   error of ``inverse_transform(transform(X_test))``: what doubling the epochs
   buys on new data;
@@ -63,7 +68,14 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
 from skae import AutoencoderTransformer, VAETransformer
-from skae._callbacks import FAR_TRAINING_SHARE, FAR_WINDOW, recent_progress
+from skae._callbacks import (
+    FAR_STANDARD_ERRORS,
+    FAR_TRAINING_SHARE,
+    FAR_WINDOW,
+    far_from_converged,
+    recent_progress,
+    recent_trend,
+)
 
 SPLIT_SEED = 0
 TEST_FRACTION = 0.25
@@ -121,6 +133,8 @@ def fit_once(estimator, k, epochs, seed, X_train, X_test):
         "test_mse": float(np.mean((reconstruction - X_test) ** 2)),
         "best_loss": float(model.best_loss_),
         "progress": recent_progress(model.loss_curve_),
+        "trend": recent_trend(model.loss_curve_),
+        "far": far_from_converged(model.loss_curve_, FAR_TRAINING_SHARE),
         "convergence_warnings": [
             str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)
         ],
@@ -141,7 +155,8 @@ def measure(config, seed, X_train, X_test):
         "n": n,
         "seed": seed,
         "progress": short["progress"],
-        "predicted_warning": short["progress"] > FAR_TRAINING_SHARE,
+        "trend": short["trend"],
+        "predicted_warning": short["far"],
         "warned": bool(short["convergence_warnings"]),
         "heldout_gain": 1 - long["test_mse"] / short["test_mse"],
         "training_gain": 1 - long["best_loss"] / short["best_loss"],
@@ -160,7 +175,8 @@ def run(configs, seeds):
             progress(f"{' '.join(map(str, config))} seed {seed} ...")
             row = measure(config, seed, *splits[dataset])
             progress(
-                f"  progress {row['progress']:.2%}/epoch, warned {row['warned']}, held-out "
+                f"  progress {row['progress']:.2%}/epoch, trend {row['trend']:.1f} SE, "
+                f"warned {row['warned']}, held-out "
                 f"gain {row['heldout_gain']:.1%}, training gain {row['training_gain']:.1%}"
             )
             rows.append(row)
@@ -186,6 +202,7 @@ def summary(configs, rows):
             [
                 *config,
                 spread([row["progress"] for row in mine]),
+                spread([row["trend"] for row in mine], scale=1.0),
                 f"{sum(row['warned'] for row in mine)}/{len(mine)}",
                 spread([row["heldout_gain"] for row in mine]),
                 spread([row["training_gain"] for row in mine]),
@@ -200,6 +217,7 @@ HEADERS = (
     "k",
     "n epochs",
     "progress %/epoch",
+    "trend (SE)",
     "warns",
     "held-out gain %",
     "training gain %",
@@ -212,7 +230,8 @@ def agreement_line(rows):
     if not disagree:
         return (
             f"In all {len(rows)} n-epoch fits, a ConvergenceWarning was raised exactly when "
-            f"progress > {FAR_TRAINING_SHARE:.0%} per epoch."
+            f"progress > {FAR_TRAINING_SHARE:.0%} per epoch and trend < "
+            f"-{FAR_STANDARD_ERRORS:g} SE."
         )
     cases = ", ".join(
         f"{row['dataset']} {row['estimator']} k={row['k']} n={row['n']} seed {row['seed']}"
@@ -265,8 +284,10 @@ def main(argv=None):
             f"constant learning rate), random_state = {seeds}; 75/25 splits "
             f"(random_state={SPLIT_SEED}), tabular data standardised on the training split. "
             f"progress: recent_progress(loss_curve_) of the n-epoch fit (window "
-            f"{FAR_WINDOW} epochs); the warning fires above {FAR_TRAINING_SHARE:.0%} per "
-            "epoch. Gains: 1 - (2n-epoch value) / (n-epoch value) of the held-out "
+            f"{FAR_WINDOW} epochs); trend: the window's least-squares slope in standard "
+            f"errors; the warning fires above {FAR_TRAINING_SHARE:.0%} per epoch when the "
+            f"trend is below -{FAR_STANDARD_ERRORS:g}. Gains: 1 - (2n-epoch value) / "
+            "(n-epoch value) of the held-out "
             "reconstruction MSE and of best_loss_. Median over seeds (min to max).",
             "",
             markdown_table(HEADERS, summary(args.configs, rows)),
@@ -279,6 +300,7 @@ def main(argv=None):
         "command": sys.argv,
         "far_window": FAR_WINDOW,
         "far_training_share": FAR_TRAINING_SHARE,
+        "far_standard_errors": FAR_STANDARD_ERRORS,
         "seeds": args.seeds,
         "rows": rows,
     }

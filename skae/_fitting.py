@@ -103,8 +103,8 @@ def fit_call(plan, X, previous, random_seeds, *, partial, group):
     random_seeds = CallSeeds(*group.broadcast(list(random_seeds)))
     with call_thread_limits(call.device):
         # Placing the data and pretraining can fail on one rank only, too.
-        train_source, validation, state = agreed(group, _sources_and_state, call, random_seeds)
-        return _train(call, state, train_source, validation, random_seeds, group)
+        train_source, validation, state, pca = agreed(group, _sources_and_state, call, random_seeds)
+        return _train(call, state, train_source, validation, random_seeds, group, pca)
 
 
 def _prepare(plan, X, previous, partial, group):
@@ -135,7 +135,9 @@ def _prepare(plan, X, previous, partial, group):
 
 
 def _sources_and_state(call, random_seeds):
-    """The training and validation sources, and the state this call trains."""
+    """The training and validation sources, the state this call trains, and the
+    ``PCAMap`` its end is judged against (see :func:`_judged_against_pca`; None
+    where it is not)."""
     plan = call.plan
     sources = streamed if isinstance(call.X, ArrayReader) else in_memory
     train_source, validation, start_data = sources(
@@ -147,13 +149,15 @@ def _sources_and_state(call, random_seeds):
             "batch_norm=True needs batches of at least 2 samples; got "
             f"{len(train_source)} training samples with batch_size={batch_size}."
         )
+    pca = None
     if call.previous is not None:
         state = call.previous.copy()
         state.place(call.device)
         state.count_rows(call.X.shape[0], column_means(call.X))
     else:
         scales, pca_rows = start_data(random_seeds.init)
-        state = _new_state(call, scales, pca_rows, train_source, random_seeds.init)
+        state, pca = _new_state(call, scales, pca_rows, train_source, random_seeds.init)
+        pca = pca if _judged_against_pca(call) else None
         if call.early_stopping:
             state.validation_loss_curve = []
         if plan.objective.neighbors:
@@ -170,7 +174,27 @@ def _sources_and_state(call, random_seeds):
         _lay_out_map(call, state, train_source, random_seeds.init)
         if validation is None:  # the map holds every row of the call
             state.embedding = train_source.targets.cpu().numpy()
-    return train_source, validation, state
+    return train_source, validation, state, pca
+
+
+def _judged_against_pca(call):
+    """Whether a call's end is compared with its PCA's training error: a new network
+    whose bounded output cannot start as that PCA, trained by ``fit`` on the
+    reconstruction alone.
+
+    A linear output starts as the PCA, and ``fit`` keeps that start when
+    training does not improve on it; other terms (sparsity, the neighbour
+    map) trade the reconstruction for something else by design.
+    """
+    objective = call.plan.objective
+    return (
+        call.previous is None
+        and not call.partial
+        and call.spec.output_activation != "linear"
+        and objective.reconstruction == "mse"
+        and objective.sparsity == 0
+        and not objective.neighbors
+    )
 
 
 def _lay_out_map(call, state, source, seed):
@@ -204,7 +228,8 @@ def _data_path(X):
 
 def _new_state(call, scales, pca_rows, train_source, seed):
     """A new network on the call's device: seeded, pretrained if asked (not by
-    partial_fit), started as a PCA.
+    partial_fit), started as a PCA; returns its state and the ``PCAMap`` it
+    started from (None for a network without a linear path).
 
     ``scales`` are the data's centre and scales (see ``data_scale``);
     ``pca_rows`` the rows (or a random sample of them) the PCA start is fitted to.
@@ -216,8 +241,8 @@ def _new_state(call, scales, pca_rows, train_source, seed):
     if not call.partial and call.plan.training.pretrain == "layerwise":
         rows = getattr(train_source, "rows", train_source)  # a MapSource's rows
         state.pretrain_loss_curves = _pretrain(call.plan, model, rows, call.device, seed)
-    start_from_pca(model, pca_rows, scales, call.spec.n_components, seed)
-    return state
+    pca = start_from_pca(model, pca_rows, scales, call.spec.n_components, seed)
+    return state, pca
 
 
 def make_trainer(training, network, optimizer, device, shuffle_seed, noise_seed, **options):
@@ -262,8 +287,9 @@ def _pretrain(plan, model, train_source, device, seed):
     return pretrain_layerwise(model, train_source, train_pair)
 
 
-def _train(call, state, train_source, validation, random_seeds, group):
-    """Run the call's epochs on ``state`` and conclude them (see :func:`_conclude`).
+def _train(call, state, train_source, validation, random_seeds, group, pca):
+    """Run the call's epochs on ``state`` and conclude them (see :func:`_conclude`);
+    ``pca`` is the ``PCAMap`` its end is judged against, or None.
 
     Returns the :class:`FitOutcome`. A Ctrl-C while concluding is held until
     the bookkeeping is done and then reported like one during the epochs.
@@ -294,8 +320,18 @@ def _train(call, state, train_source, validation, random_seeds, group):
         stopping=(training.tol, training.n_iter_no_change),
     )
     report.note(_data_path(call.X))
+    pca_error = math.nan
+    if pca is not None:
+        pca_error = _pca_reconstruction_of(pca, train_source, training.batch_size, group)
     callbacks = fit_callbacks(
-        call.plan, state, optimizer, n_epochs, report, call.partial, call.previous is not None
+        call.plan,
+        state,
+        optimizer,
+        n_epochs,
+        report,
+        call.partial,
+        call.previous is not None,
+        pca_error=pca_error,
     )
     try:
         history = run_epochs(
@@ -433,6 +469,16 @@ def _reconstruction_of(network, source, batch_size, group):
     for batch in _summary_batches(source, batch_size, group):
         tally.add(batch, network.decode(network.encode(batch)))
     return tally.result(group)
+
+
+@torch.inference_mode()
+def _pca_reconstruction_of(pca, source, batch_size, group):
+    """The mean squared reconstruction error of ``pca`` (a ``PCAMap``) on the rows
+    :func:`_reconstruction_of` measures a network on, in float64."""
+    tally = ReconstructionTally(len(pca.center))
+    for batch in _summary_batches(source, batch_size, group):
+        tally.add(batch.cpu(), pca.reconstruct(batch))
+    return tally.result(group)[0]
 
 
 def _in_reported_units(network, loss):

@@ -79,19 +79,48 @@ def training_data(X, objective):
     return X
 
 
+# "auto" gives a sigmoid output to data in [0, 1] whose values span at least
+# this much of it (images scaled to [0, 1], proportions); data confined to a
+# small part of [0, 1] gets a linear output, which starts as PCA exactly.
+# The sigmoid helps where the data reaches the ends of its range. Digits
+# scaled to [0, a] (80/20 split, default network and 100 epochs, seeds 0
+# and 1), held-out error / PCA's, sigmoid against linear: at 10 components
+# 0.40 vs 0.46 (a = 1), 0.42 vs 0.46 (0.75), 0.44 vs 0.46 (0.5), 0.46 vs
+# 0.46 (0.25), 0.48-0.49 vs 0.46-0.47 (0.1), 0.60 vs 0.46 (0.001); at 2
+# components a tie down to 0.75, then 0.61 vs 0.60 (0.5) and 0.63-0.65 vs
+# 0.59-0.61 (0.001). On MNIST (a = 1) the sigmoid's start alone is 0.97 and
+# 0.75 times PCA's error at 10 and 32 components.
+AUTO_SIGMOID_SPAN = 0.5
+
+
 def resolved_output_activation(requested, X, previous=None):
     """The output activation a network for ``X`` gets: the estimator's, with ``"auto"`` resolved.
 
     ``"auto"`` is ``"sigmoid"`` when every training value lies in [0, 1]
-    (images scaled to [0, 1], proportions), else ``"linear"``; a continued fit
-    keeps what the network was built with. Data streamed from beyond the
-    memory budget costs one extra read to find its range.
+    and the values span at least ``AUTO_SIGMOID_SPAN`` of it (images scaled
+    to [0, 1], proportions), else ``"linear"``; a continued fit keeps what
+    the network was built with. Data streamed from beyond the memory budget
+    costs one extra read to find its range.
     """
     if requested != "auto":
         return requested
     if previous is not None:
         return previous.spec.output_activation
-    return "sigmoid" if in_unit_interval(X) else "linear"
+    low, high = value_range(X)
+    return "sigmoid" if 0 <= low and high <= 1 and high - low >= AUTO_SIGMOID_SPAN else "linear"
+
+
+def value_range(X):
+    """The smallest and largest value of ``X`` (an array, sparse matrix or
+    ArrayReader of at least one value), a sparse matrix's implicit zeros included."""
+    if isinstance(X, ArrayReader):
+        ranges = [value_range(X.read(start, stop)) for start, stop in X.blocks()]
+        return min(low for low, _ in ranges), max(high for _, high in ranges)
+    values = X.data if sp.issparse(X) else X
+    low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+    if sp.issparse(X) and X.nnz < X.shape[0] * X.shape[1]:
+        low, high = min(low, 0.0), max(high, 0.0)
+    return low, high
 
 
 def in_unit_interval(X):

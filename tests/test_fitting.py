@@ -454,6 +454,40 @@ def test_the_start_is_judged_by_its_linear_paths_alone_bit_for_bit(
     np.testing.assert_array_equal(skipping.transform(digits_X), reference.transform(digits_X))
 
 
+# Data ranges the output activations must all survive: near a bound, the
+# sigmoid's own range, tanh's, a large offset and large units.
+RANGES = {
+    "0-1e-3": (0.0, 1e-3),
+    "0-1": (0.0, 1.0),
+    "-1-1": (-1.0, 1.0),
+    "1000-1001": (1000.0, 1001.0),
+    "0-1e6": (0.0, 1e6),
+}
+
+
+def pca_error(X, n_components=2):
+    from sklearn.decomposition import PCA
+
+    pca = PCA(n_components).fit(X)
+    return np.mean((pca.inverse_transform(pca.transform(X)) - X) ** 2)
+
+
+@pytest.mark.parametrize("low, high", RANGES.values(), ids=RANGES)
+@pytest.mark.parametrize("output_activation", ["linear", "sigmoid", "tanh"])
+def test_a_fit_ends_no_worse_than_its_pca_or_says_so(digits_X, output_activation, low, high):
+    # A bounded output cannot start as PCA; wherever it ends worse than PCA
+    # (data outside its range, or near one bound) the fit says so.
+    X = low + (high - low) * digits_X
+    estimator = AutoencoderTransformer(**FAST, max_epochs=4, output_activation=output_activation)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        estimator.fit(X)
+
+    error = np.mean((estimator.inverse_transform(estimator.transform(X)) - X) ** 2)
+    warned = [str(w.message) for w in caught if "PCA" in str(w.message)]
+    assert error <= pca_error(X) * 1.01 or warned
+
+
 # ------------------------------------------- reproducers of the life-cycle bugs
 
 
