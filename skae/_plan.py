@@ -51,6 +51,13 @@ class NetworkSpec:
             self, n_features=int(n_features), output_activation=output_activation
         )
 
+    def weight_count(self):
+        """A lower bound on the network's weights: its dense layers' matrices."""
+        sizes = (*self.hidden_layer_sizes, self.n_components)
+        if self.input_shape is None:
+            sizes = (self.n_features, *sizes)
+        return 2 * sum(a * b for a, b in zip(sizes, sizes[1:], strict=False))
+
     @property
     def conv(self):
         """``(input_shape, channels)`` for a convolutional network, else None."""
