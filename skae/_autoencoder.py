@@ -38,7 +38,8 @@ class AutoencoderTransformer(BaseAutoencoder):
         Activation of the decoder's output. Use ``"sigmoid"`` for data in
         [0, 1] (required with ``loss="bce"``), ``"tanh"`` for data in [-1, 1].
         ``"auto"`` chooses ``"sigmoid"`` when every training value lies in
-        [0, 1], else ``"linear"``; continued fits keep the first choice.
+        [0, 1] and the values span at least half of it (images, proportions),
+        else ``"linear"``; continued fits keep the first choice.
     dropout : float, default=0.0
         Dropout probability after each hidden layer, in training only.
     batch_norm : bool, default=False
