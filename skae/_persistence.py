@@ -514,12 +514,15 @@ def _saved_model(document, tensors, plan_for, version, same_params):
     if not isinstance(name, str):
         raise FileContentError(f"unknown estimator {name!r:.60}")
     params = _decoded_object(field(document, "params"), "params")
-    plan = _checked_plan(plan_for, name, params)
+    # A pickled estimator's parameters are the user's, checked at its next fit
+    # (invalid ones pickle, as scikit-learn's do); its spec is checked below.
+    pickled = not same_params and version >= 4
+    plan = None if pickled else _checked_plan(plan_for, name, params)
     n_features = integer(field(document, "n_features_in"), "n_features_in", 1)
     described = _decoded_object(field(document, "spec"), "spec")
     spec, built_for = _checked_spec(plan_for, name, described, n_features, tensors)
     # Pickles are written in format 4: an older one's parameters are the file's.
-    changed = _changed_parameters(plan, spec) if same_params or version < 4 else []
+    changed = [] if pickled else _changed_parameters(plan, spec)
     if changed:
         raise FileContentError(f"{changed[0]}: the file contradicts itself")
     counts = _checked_counts(document, n_features)  # bounds n_features by the file's size

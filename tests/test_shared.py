@@ -1208,3 +1208,15 @@ def test_a_text_column_is_named_with_the_estimator(make_estimator):
         make_estimator().fit(frame)
     with pytest.raises(ValueError, match="column 1 of X holds 'x'"):
         make_estimator().fit(np.array([[1.0, 2.0], [3.0, "x"]], dtype=object))
+
+
+@pytest.mark.parametrize("params", [{"n_components": None}, {"learning_rate": -1.0}])
+def test_a_fitted_model_with_invalid_parameters_still_pickles(make_estimator, digits_X, params):
+    # Found by tests/test_lifecycle.py: scikit-learn checks parameters at fit, not at pickling.
+    estimator = make_estimator().fit(digits_X)
+    codes = estimator.transform(digits_X)
+    estimator.set_params(**params)
+    for round_trip in (pickle_round_trip, copy.deepcopy):
+        copied = round_trip(estimator)
+        assert copied.get_params() == estimator.get_params()
+        assert_array_equal(copied.transform(digits_X), codes)
