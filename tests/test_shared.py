@@ -1187,6 +1187,7 @@ def test_fit_transform_of_a_float32_dataframe_is_float32(make_estimator, digits_
         ({"learning_rate": Fraction(1, 1000)}, "'learning_rate' parameter .* int or a float"),
         ({"n_components": 10**30}, "'n_components' parameter .* at most 9223372036854775807"),
         ({"max_epochs": 2**64}, "'max_epochs' parameter .* at most"),
+        ({"hidden_layer_sizes": (4, 10**30)}, "hidden_layer_sizes must hold .* at most"),
     ],
 )
 def test_absurd_numbers_are_a_clear_error_and_change_nothing(
