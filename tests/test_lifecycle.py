@@ -32,8 +32,8 @@ beyond-float32 rows, wrong widths, and invalid parameters (negative,
 Profiles: the default draws 30 fresh sequences of 15 steps per estimator on
 each run (hypothesis' database replays a failure), does not shrink a failure,
 and keeps this file under a minute on 2 cores; ``SKAE_LIFECYCLE_PROFILE=long``
-draws 300 sequences of 25 steps per estimator and shrinks failures (about 20
-minutes on 2 cores), for a benchmark run::
+draws 300 sequences of 25 steps per estimator (about 10 minutes on 2 cores)
+and shrinks each failure (up to 5 minutes more each), for a benchmark run::
 
     SKAE_LIFECYCLE_PROFILE=long python -m pytest tests/test_lifecycle.py
 
