@@ -71,8 +71,9 @@ from skae._models import build_model
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore"),
-    # Not in `make test` yet: the default profile takes about 5 minutes on 2
-    # cores, against a target of one (issue 28).
+    # Not in `make test` yet: it fails on three bugs still open (issue 28):
+    # inspection of 3e38 float32 rows, pickling after set_params(batch_size=10**30),
+    # save after set_params(device="tpu"). Its default profile takes 26-37 s.
     pytest.mark.skipif(
         "SKAE_LIFECYCLE_PROFILE" not in os.environ,
         reason="set SKAE_LIFECYCLE_PROFILE=default (or long) to run the life-cycle machine",
