@@ -437,6 +437,18 @@ def test_a_file_whose_optimizer_state_passed_the_checks_trains_like_the_original
         assert_array_equal(loaded.transform(X), model.transform(X))
 
 
+def file_with_description_edited(tmp_path, old, new):
+    """A fitted model's file whose JSON description has ``old`` replaced by ``new``."""
+    _, path = fitted_file(tmp_path)
+
+    def replace(metadata):
+        assert old in metadata["estimator"]
+        metadata["estimator"] = metadata["estimator"].replace(old, new, 1)
+
+    rewrite(path, change_metadata=replace)
+    return path
+
+
 @pytest.mark.parametrize(
     "old, new, message",
     [
@@ -449,15 +461,8 @@ def test_a_file_whose_optimizer_state_passed_the_checks_trains_like_the_original
     ids=["infinity", "1e400", "nan", "10**400", "deep-nesting"],
 )
 def test_numbers_and_nesting_json_allows_but_we_do_not(tmp_path, old, new, message):
-    _, path = fitted_file(tmp_path)
-
-    def replace(metadata):
-        assert old in metadata["estimator"]
-        metadata["estimator"] = metadata["estimator"].replace(old, new, 1)
-
-    rewrite(path, change_metadata=replace)
     with pytest.raises(ValueError, match=message):
-        skae.load(path)
+        skae.load(file_with_description_edited(tmp_path, old, new))
 
 
 @pytest.mark.parametrize(
@@ -1055,15 +1060,8 @@ def test_an_estimator_changed_after_its_fit_is_not_saved_as_a_file_load_refuses(
     ],
 )
 def test_a_number_out_of_range_is_named_by_its_field(tmp_path, old, new, message):
-    _, path = fitted_file(tmp_path)
-
-    def replace(metadata):
-        assert old in metadata["estimator"]
-        metadata["estimator"] = metadata["estimator"].replace(old, new, 1)
-
-    rewrite(path, change_metadata=replace)
     with pytest.raises(ValueError, match=message):
-        skae.load(path)
+        skae.load(file_with_description_edited(tmp_path, old, new))
 
 
 def test_a_key_that_is_not_utf8_is_a_clear_error(tmp_path):
