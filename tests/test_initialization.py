@@ -15,12 +15,9 @@ from skae._initialization import (
     linearized_decoder_start,
     whitened_pca,
 )
+from skae.metrics import reconstruction_error
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-
-
-def mse(reducer, X):
-    return np.mean((reducer.inverse_transform(reducer.transform(X)) - X) ** 2)
 
 
 @pytest.mark.parametrize(
@@ -47,7 +44,7 @@ def test_a_bounded_output_starts_near_pca_wherever_the_data_lies(digits_X, activ
         device="cpu",
     ).fit(X)
 
-    assert mse(start, X) <= 1.15 * mse(PCA(2).fit(X), X)
+    assert reconstruction_error(start, X) <= 1.15 * reconstruction_error(PCA(2).fit(X), X)
 
 
 @pytest.mark.parametrize("activation, low, high", [("sigmoid", 0.0, 1.0), ("tanh", 0.0, 1e-3)])
