@@ -475,13 +475,15 @@ class BaseAutoencoder(
         result = compute(dtype, rows_per_block)
         if np.isfinite(result).all():
             return result
+        largest = np.finfo(np.float32).max
         if dtype == np.float32 and X.dtype == np.float32 and state.device.type != "mps":
             result = compute(np.dtype(np.float64), rows_per_block)
-            if np.isfinite(result).all() and np.abs(result).max() <= np.finfo(np.float32).max:
+            if np.isfinite(result).all() and np.abs(result).max() <= largest:
                 return result.astype(np.float32)
-        rows = np.flatnonzero(~np.isfinite(result.reshape(len(result), -1)).all(axis=1))
+        per_row = result.reshape(len(result), -1)
+        rows = np.flatnonzero(~np.isfinite(per_row).all(axis=1))
         if not len(rows):  # finite in float64, beyond float32's range
-            rows = np.flatnonzero(np.abs(result.reshape(len(result), -1)).max(axis=1) > 3.4e38)
+            rows = np.flatnonzero(np.abs(per_row).max(axis=1) > largest)
         shown = ", ".join(map(str, rows[:5])) + (", ..." if len(rows) > 5 else "")
         outputs = {"encode": "codes", "decode": "reconstructions"}.get(method, "scores")
         raise ValueError(
